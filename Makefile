@@ -1,0 +1,79 @@
+# stellarflow — `make help` lists every target.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Toil finds its worker (and cwltool finds python) through PATH; the podman wrapper comes first.
+export PATH := $(CURDIR)/scripts/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+JOBS   ?= 2
+SITE   ?= local
+DEMO_STARS ?= 24
+
+.PHONY: help install lock demo test test-slow lint images export-images import-images \
+        validate-site bench slurm-up slurm-down sge-up sge-down clean
+
+help: ## list every target
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## venv with pinned deps + system packages (idempotent)
+
+$(STAMP): pyproject.toml requirements.lock scripts/install-system
+	scripts/install-system
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+lock: ## regenerate requirements.lock from the current venv
+	$(PY) -m pip freeze --exclude-editable | sed '1i # Full pinned dependency set for the project venv (pip freeze). Regenerate: make lock' > requirements.lock
+
+demo: install images ## generate ~24 stars, run them under Toil, print the catalogue
+	rm -rf build/demo
+	$(PY) scripts/generate_observation.py build/demo/obs --stars $(DEMO_STARS) --days 30 --seed 1 --observation-id demo
+	$(VENV)/bin/stellarflow run build/demo/obs/manifest.yaml --outdir build/demo/out --site $(SITE)
+	$(PY) -c "from astropy.table import Table; t = Table.read('build/demo/out/demo/catalogue.ecsv'); t.pprint(max_lines=-1, max_width=200)"
+	@echo "Report: $(CURDIR)/build/demo/out/demo/report.html"
+
+test: install images ## the default test suite (pytest-xdist), ~30 min at most
+	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+
+test-slow: install images ## the slow tests only
+	$(PY) -m pytest -n $(JOBS) -m slow tests
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check containers/base triggers dummy_pipeline scripts tests
+
+images: install ## build every container image that changed (podman, offline)
+	scripts/build-images
+
+export-images: images ## write image archives + digest list to build/images/
+	scripts/build-images --export build/images
+
+import-images: install ## load image archives: make import-images DIR=path
+	scripts/build-images --import $(DIR)
+
+validate-site: install images ## run the Dummy Pipeline feature suite: make validate-site SITE=local
+	$(VENV)/bin/stellarflow validate-site --site $(SITE)
+
+bench: install images ## throughput figures -> build/bench/latest.json
+	$(PY) scripts/bench.py
+
+slurm-up: install ## start the local single-node Slurm cluster
+	scripts/slurm-cluster up
+
+slurm-down: ## stop the local Slurm cluster
+	scripts/slurm-cluster down
+
+sge-up: install ## start the local Grid Engine cell
+	scripts/sge-cluster up
+
+sge-down: ## stop the local Grid Engine cell
+	scripts/sge-cluster down
+
+clean: ## remove build outputs (keeps the venv and images)
+	rm -rf build .pytest_cache

@@ -1,0 +1,252 @@
+"""The light-curve contract (docs/contracts.md) and readers for what ingest accepts.
+
+Contract, HDF5: root attrs ``star_id`` (str), ``cadence_s`` (float); group ``/lightcurve`` with
+``time`` (float64, days, BJD_TDB - 2457000), ``flux`` (float64), ``flux_err`` (float64),
+``quality`` (uint32, 0 = good). The same layout may sit in any HDF5 group (chunk files keep one
+such group per star).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import InputError
+
+# Offsets from mission time systems to BJD_TDB - 2457000 (the contract's time system).
+BKJD_OFFSET = 2454833.0 - 2457000.0  # Kepler/K2: BJD - 2454833
+BTJD_OFFSET = 0.0  # TESS: BJD - 2457000 already
+
+FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fts")
+HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
+
+
+@dataclass
+class LightCurve:
+    star_id: str
+    time: np.ndarray
+    flux: np.ndarray
+    flux_err: np.ndarray
+    quality: np.ndarray
+    cadence_s: float
+    # What ingest did to reach the contract (source format, time conversion, columns used).
+    provenance: dict[str, str] = field(default_factory=dict)
+
+    def validate(self, source: str | os.PathLike[str]) -> None:
+        """Raise InputError when the arrays break the contract or carry no usable data."""
+        n = self.time.shape[0]
+        for name in ("time", "flux", "flux_err", "quality"):
+            arr = getattr(self, name)
+            if arr.ndim != 1 or arr.shape[0] != n:
+                raise InputError(source, f"'{name}' has shape {arr.shape}, expected ({n},)")
+        if n < 10:
+            raise InputError(source, f"only {n} samples; at least 10 are needed")
+        good = np.isfinite(self.time) & np.isfinite(self.flux) & (self.quality == 0)
+        if not good.any():
+            raise InputError(source, "no finite flux with quality 0 (all NaN or all flagged)")
+        if not np.isfinite(self.cadence_s) or self.cadence_s <= 0:
+            raise InputError(source, f"cadence_s must be a positive number, got {self.cadence_s}")
+
+
+def _as_float64(source: str | os.PathLike[str], name: str, arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind not in "fiu":
+        raise InputError(source, f"dataset '{name}' has dtype {arr.dtype}, expected float64")
+    return np.asarray(arr, dtype=np.float64)
+
+
+def cadence_from_time(time: np.ndarray) -> float:
+    finite = np.diff(time[np.isfinite(time)])
+    finite = finite[finite > 0]
+    return float(np.median(finite) * 86400.0) if finite.size else float("nan")
+
+
+def write_group(group: h5py.Group, lc: LightCurve) -> None:
+    """Write ``lc`` into ``group`` in the contract layout (the group plays the file's root)."""
+    group.attrs["star_id"] = lc.star_id
+    group.attrs["cadence_s"] = float(lc.cadence_s)
+    for key, value in lc.provenance.items():
+        group.attrs[f"ingest_{key}"] = value
+    g = group.require_group("lightcurve")
+    opts = {"compression": "lzf", "shuffle": True} if lc.time.size > 4096 else {}
+    g.create_dataset("time", data=lc.time.astype(np.float64), **opts)
+    g.create_dataset("flux", data=lc.flux.astype(np.float64), **opts)
+    g.create_dataset("flux_err", data=lc.flux_err.astype(np.float64), **opts)
+    g.create_dataset("quality", data=lc.quality.astype(np.uint32), **opts)
+
+
+def write_file(path: str | os.PathLike[str], lc: LightCurve) -> None:
+    with h5py.File(path, "w") as f:
+        write_group(f, lc)
+
+
+def read_group(group: h5py.Group, source: str | os.PathLike[str]) -> LightCurve:
+    """Read a contract light curve from ``group``; InputError naming ``source`` if it is not one."""
+    if "lightcurve" not in group or not isinstance(group["lightcurve"], h5py.Group):
+        raise InputError(source, "no group '/lightcurve' (not a stellarflow light-curve HDF5)")
+    g = group["lightcurve"]
+    arrays = {}
+    for name in ("time", "flux", "flux_err", "quality"):
+        if name not in g:
+            raise InputError(source, f"missing dataset '/lightcurve/{name}'")
+        arrays[name] = g[name][()]
+    if arrays["quality"].dtype.kind not in "iu":
+        raise InputError(source, f"dataset 'quality' has dtype {arrays['quality'].dtype}, "
+                                 "expected uint32")
+    time = _as_float64(source, "time", arrays["time"])
+    star_id = group.attrs.get("star_id", "")
+    if isinstance(star_id, bytes):
+        star_id = star_id.decode()
+    cadence = group.attrs.get("cadence_s")
+    cadence_s = float(cadence) if cadence is not None else cadence_from_time(time)
+    prov = {k[len("ingest_"):]: str(v) for k, v in group.attrs.items() if k.startswith("ingest_")}
+    return LightCurve(
+        star_id=str(star_id),
+        time=time,
+        flux=_as_float64(source, "flux", arrays["flux"]),
+        flux_err=_as_float64(source, "flux_err", arrays["flux_err"]),
+        quality=np.asarray(arrays["quality"], dtype=np.uint32),
+        cadence_s=cadence_s,
+        provenance=prov,
+    )
+
+
+def _read_hdf5(path: Path) -> LightCurve:
+    try:
+        with h5py.File(path, "r") as f:
+            lc = read_group(f, path)
+    except InputError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(path, f"unreadable HDF5 ({exc.__class__.__name__}: {exc})") from None
+    lc.provenance.setdefault("source_format", "stellarflow-hdf5")
+    return lc
+
+
+def _fits_column(data, names: list[str], candidates: tuple[str, ...]) -> str | None:
+    for c in candidates:
+        if c in names:
+            return c
+    return None
+
+
+def _read_fits(path: Path) -> LightCurve:
+    from astropy.io import fits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
+            if hdu is None:
+                raise InputError(path, "FITS file has no BINTABLE extension")
+            names = [n.upper() for n in hdu.columns.names]
+            data = hdu.data
+            header = hdul[0].header.copy()
+            header.update(hdu.header)
+            if "TIME" not in names:
+                raise InputError(path, "FITS light curve has no TIME column")
+            fcol = _fits_column(data, names, ("PDCSAP_FLUX", "SAP_FLUX"))
+            if fcol is None:
+                raise InputError(path, "FITS light curve has neither PDCSAP_FLUX nor SAP_FLUX")
+            ecol = fcol + "_ERR" if fcol + "_ERR" in names else None
+            qcol = _fits_column(data, names, ("QUALITY", "SAP_QUALITY"))
+            time = np.asarray(data["TIME"], dtype=np.float64)
+            flux = np.asarray(data[fcol], dtype=np.float64)
+            err = (np.asarray(data[ecol], dtype=np.float64) if ecol
+                   else np.full_like(flux, np.nan))
+            quality = (np.asarray(data[qcol]).astype(np.uint32) if qcol
+                       else np.zeros(flux.shape, np.uint32))
+    except InputError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise InputError(path, f"unreadable FITS ({exc.__class__.__name__}: {exc})") from None
+
+    telescope = str(header.get("TELESCOP", "")).upper()
+    timeref = str(header.get("TIMEREF", "")).upper()
+    bjdrefi = header.get("BJDREFI")
+    bjdreff = header.get("BJDREFF", 0.0)
+    if bjdrefi is not None:
+        offset = float(bjdrefi) + float(bjdreff) - 2457000.0
+        how = f"TIME + (BJDREFI+BJDREFF-2457000) = TIME + {offset:.6f} d"
+    elif telescope == "KEPLER" or telescope == "K2":
+        offset, how = BKJD_OFFSET, "BKJD -> BJD-2457000 (TIME - 2167.0 d)"
+    elif telescope == "TESS":
+        offset, how = BTJD_OFFSET, "BTJD = BJD-2457000 (unchanged)"
+    else:
+        raise InputError(path, "FITS header gives no BJDREFI nor a known TELESCOP "
+                               "(Kepler, K2, TESS): cannot convert TIME")
+    if timeref and timeref != "SOLARSYSTEM":
+        raise InputError(path, f"TIMEREF is {timeref}, expected SOLARSYSTEM (barycentric)")
+    star_id = str(header.get("OBJECT", "") or header.get("TICID", "") or header.get("KEPLERID", ""))
+    cadence_s = float(header.get("TIMEDEL", np.nan)) * 86400.0
+    if not np.isfinite(cadence_s) or cadence_s <= 0:
+        cadence_s = cadence_from_time(time)
+    return LightCurve(
+        star_id=star_id, time=time + offset, flux=flux, flux_err=err, quality=quality,
+        cadence_s=cadence_s,
+        provenance={"source_format": f"fits ({telescope or 'unknown mission'})",
+                    "flux_column": fcol, "time_conversion": how},
+    )
+
+
+def _read_table(path: Path) -> LightCurve:
+    from astropy.table import Table
+
+    table = None
+    errors = []
+    for fmt in (None, "ascii.ecsv", "ascii.csv", "ascii.basic", "ascii.no_header"):
+        try:
+            t = Table.read(path, format=fmt) if fmt else Table.read(path)
+        except Exception as exc:  # astropy raises many types while guessing formats
+            errors.append(str(exc))
+            continue
+        names = [c.lower() for c in t.colnames]
+        if "time" in names and "flux" in names:
+            table = t
+            table.rename_columns(t.colnames, names)
+            break
+        if fmt == "ascii.no_header" and len(t.colnames) in (2, 3):
+            table = t
+            table.rename_columns(t.colnames, ["time", "flux", "flux_err"][: len(t.colnames)])
+            break
+    if table is None:
+        raise InputError(path, "not a readable light-curve table (need columns time, flux"
+                               "[, flux_err] named or as the first 2-3 header-less columns)")
+    for col in ("time", "flux") + (("flux_err",) if "flux_err" in table.colnames else ()):
+        if table[col].dtype.kind not in "fiu":
+            raise InputError(path, f"column '{col}' is not numeric ({table[col].dtype})")
+    time = np.asarray(table["time"], dtype=np.float64)
+    flux = np.asarray(table["flux"], dtype=np.float64)
+    err = (np.asarray(table["flux_err"], dtype=np.float64) if "flux_err" in table.colnames
+           else np.full_like(flux, np.nan))
+    quality = (np.asarray(table["quality"]).astype(np.uint32) if "quality" in table.colnames
+               else np.zeros(flux.shape, np.uint32))
+    return LightCurve(
+        star_id="", time=time, flux=flux, flux_err=err, quality=quality,
+        cadence_s=cadence_from_time(time),
+        provenance={"source_format": "table",
+                    "time_conversion": "none (table times taken as BJD_TDB-2457000)"},
+    )
+
+
+def read_any(path: str | os.PathLike[str]) -> LightCurve:
+    """Read a contract HDF5, a Kepler/TESS FITS or a plain table; validate it."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "light curve not found")
+    if not p.is_file():
+        raise InputError(p, "light curve is not a regular file")
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    name = p.name.lower()
+    if magic == b"\x89HDF\r\n\x1a\n" or name.endswith(HDF5_SUFFIXES):
+        lc = _read_hdf5(p)
+    elif magic.startswith(b"SIMPLE") or name.endswith(FITS_SUFFIXES):
+        lc = _read_fits(p)
+    else:
+        lc = _read_table(p)
+    lc.provenance.setdefault("source_file", p.name)
+    lc.validate(p)
+    return lc

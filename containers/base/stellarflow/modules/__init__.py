@@ -1,0 +1,1 @@
+"""Science modules: one per CWL CommandLineTool in cwl/tools/, each run as ``python -m``."""

@@ -1,0 +1,83 @@
+"""Ingest: a chunk of stars (FITS, text table or contract HDF5) -> one chunk file of contract
+light curves. A star whose file is missing or bad becomes a failed row; the chunk goes on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .. import lightcurve
+from ..errors import InputError
+from ..stage import STATUS_FAILED, STATUS_OK, module_main, one_line, provenance, write_star_status
+
+MODULE = "ingest"
+VERSION = "0.1.0"
+
+
+def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
+    chunk_id = chunk["chunk_id"]
+    stars = chunk["stars"]
+    out_path = outdir / f"{chunk_id}.lightcurves.h5"
+    ids = [s["star_id"] for s in stars]
+    with h5py.File(out_path, "w") as f:
+        f.attrs["chunk_id"] = chunk_id
+        f.attrs["observation_id"] = observation_id
+        f.attrs["stage"] = "lightcurves"
+        f.attrs["star_ids"] = np.array(ids, dtype=h5py.string_dtype())
+        for k, v in provenance(MODULE, VERSION).items():
+            f.attrs[k] = v
+        grp = f.create_group("stars")
+        for star in stars:
+            sid = star["star_id"]
+            g = grp.create_group(sid)
+            for key in ("teff", "logg", "feh"):
+                value = star.get(key)
+                g.attrs[key] = float(value) if value is not None else math.nan
+            t0 = time.process_time()
+            try:
+                if star.get("input_error"):
+                    raise InputError(None, star["input_error"])
+                lcfile = star.get("lightcurve")
+                if not lcfile:
+                    raise InputError(None, "no light curve given")
+                lc = lightcurve.read_any(lcfile["path"])
+                lc.star_id = sid  # the manifest's id is authoritative
+                lightcurve.write_group(g, lc)
+                status, error = STATUS_OK, ""
+            except Exception as exc:  # star-level: record and go on
+                for key in list(g.keys()):
+                    del g[key]
+                status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
+            write_star_status(g, status, error, time.process_time() - t0)
+    return out_path
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--observation-id", required=True, help="observation the chunk belongs to")
+    p.add_argument("--chunk-json", required=True,
+                   help="the chunk record as JSON: {chunk_id, stars: [{star_id, lightcurve: "
+                        "{path}, teff, logg, feh, input_error}]}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    try:
+        chunk = json.loads(args.chunk_json)
+    except json.JSONDecodeError as exc:
+        raise InputError("--chunk-json", f"invalid JSON: {exc.msg}") from None
+    ingest_chunk(chunk, args.observation_id, args.outdir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return module_main(argv, module=MODULE, version=VERSION,
+                       description="Convert a chunk of light curves to the stellarflow contract",
+                       add_arguments=_args, run=_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""Chunk files and the per-star loop every science module shares.
+
+A chunk file (HDF5) holds one group per star under ``/stars/<star_id>`` with attrs ``status``
+(ok|failed), ``error`` and ``cpu_s`` (CPU seconds this module spent on the star), plus the
+module's own datasets/attrs. Root attrs say which chunk, observation, module, version and image
+made it. Each module reads the upstream chunk files it needs and writes one new file holding
+only what it adds, so no stage rewrites another stage's data.
+
+A star that fails (any exception) gets ``status=failed`` and a one-line error; the rest of the
+chunk goes on. A star failed upstream is carried as failed without being processed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import logging
+import os
+import socket
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from . import __version__ as PACKAGE_VERSION
+from .errors import InputError
+
+log = logging.getLogger("stellarflow")
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+
+
+def image_name() -> str:
+    """The container image this process runs in (set by its Containerfile), or 'none'."""
+    return os.environ.get("STELLARFLOW_IMAGE", "none (no container)")
+
+
+def provenance(module: str, version: str) -> dict[str, str]:
+    return {
+        "module": module,
+        "module_version": version,
+        "package_version": PACKAGE_VERSION,
+        "image": image_name(),
+        "image_digest": os.environ.get("STELLARFLOW_IMAGE_HASH", ""),
+        "host": socket.gethostname(),
+        "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, InputError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def attr_str(group: h5py.Group | h5py.File, key: str, default: str = "") -> str:
+    v = group.attrs.get(key, default)
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def attr_float(group: h5py.Group, key: str) -> float:
+    v = group.attrs.get(key)
+    try:
+        return float(v) if v is not None else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+@dataclass
+class StarContext:
+    """What a module's per-star function gets: the star's group in each input, and its output."""
+
+    star_id: str
+    inputs: dict[str, h5py.Group | None]
+    out: h5py.Group
+
+    def need(self, name: str) -> h5py.Group:
+        g = self.inputs.get(name)
+        if g is None:
+            raise KeyError(f"no '{name}' input for star {self.star_id}")
+        return g
+
+
+def open_chunk(path: Path) -> h5py.File:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(path, f"unreadable chunk HDF5 ({exc})") from None
+    if "stars" not in f or "chunk_id" not in f.attrs:
+        f.close()
+        raise InputError(path, "not a stellarflow chunk file (no /stars or chunk_id)")
+    return f
+
+
+def star_ids(f: h5py.File) -> list[str]:
+    ids = f.attrs.get("star_ids")
+    if ids is None:
+        return list(f["stars"].keys())
+    return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+
+def write_star_status(g: h5py.Group, status: str, error: str, cpu_s: float) -> None:
+    g.attrs["status"] = status
+    g.attrs["error"] = error
+    g.attrs["cpu_s"] = float(cpu_s)
+
+
+@contextmanager
+def quiet_numerics() -> Iterator[None]:
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def run_chunk(
+    *,
+    module: str,
+    version: str,
+    stage: str,
+    inputs: dict[str, Path | None],
+    primary: str,
+    outdir: Path,
+    process: Callable[[StarContext], None],
+    select: Callable[[StarContext], bool] | None = None,
+    finish: Callable[[h5py.File], None] | None = None,
+) -> Path:
+    """Run ``process`` on every star of the chunk; write ``<chunk_id>.<stage>.h5`` in outdir.
+
+    ``select`` (optional) says whether a star is processed by this module at all; stars it
+    declines are written with status ok and no results (e.g. seismology on a hot star).
+    """
+    with ExitStack() as stack:
+        files = {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p is not None}
+        src = files[primary]
+        chunk_id = attr_str(src, "chunk_id")
+        ids = star_ids(src)
+        out_path = outdir / f"{chunk_id}.{stage}.h5"
+        with h5py.File(out_path, "w") as fout:
+            fout.attrs["chunk_id"] = chunk_id
+            fout.attrs["observation_id"] = attr_str(src, "observation_id")
+            fout.attrs["stage"] = stage
+            fout.attrs["star_ids"] = np.array(ids, dtype=h5py.string_dtype())
+            for k, v in provenance(module, version).items():
+                fout.attrs[k] = v
+            stars_out = fout.create_group("stars")
+            for sid in ids:
+                g_out = stars_out.create_group(sid)
+                groups = {k: (f["stars"][sid] if sid in f["stars"] else None)
+                          for k, f in files.items()}
+                upstream_error = next(
+                    (attr_str(g, "error") for g in groups.values()
+                     if g is not None and attr_str(g, "status", STATUS_OK) == STATUS_FAILED),
+                    None)
+                if upstream_error is not None:
+                    write_star_status(g_out, STATUS_FAILED, upstream_error, 0.0)
+                    continue
+                ctx = StarContext(star_id=sid, inputs=groups, out=g_out)
+                t0 = time.process_time()
+                try:
+                    with quiet_numerics():
+                        if select is None or select(ctx):
+                            process(ctx)
+                    status, error = STATUS_OK, ""
+                except Exception as exc:  # one failing star never fails its chunk
+                    log.debug("star %s failed in %s", sid, module, exc_info=True)
+                    for key in list(g_out.keys()):
+                        del g_out[key]
+                    status, error = STATUS_FAILED, f"{module}: {one_line(exc)}"
+                write_star_status(g_out, status, error, time.process_time() - t0)
+            if finish is not None:
+                finish(fout)
+        return out_path
+
+
+def module_main(
+    argv: list[str] | None,
+    *,
+    module: str,
+    version: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], object],
+) -> int:
+    """Common CLI: ``--version``, ``--debug``; expected errors are one line and exit 2."""
+    parser = argparse.ArgumentParser(prog=f"python -m stellarflow.modules.{module}",
+                                     description=description)
+    parser.add_argument("--version", action="version", version=f"{module} {version}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--outdir", type=Path, default=Path("."), help="where to write outputs")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format=f"{module}: %(message)s")
+    try:
+        run(args)
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"{module}: {exc}", file=sys.stderr)
+        return 2
+    return 0
