@@ -1,0 +1,190 @@
+"""`stellarflow run`: manifest -> CWL job -> toil-cwl-runner (site profile) -> DIR/<observation_id>/.
+
+Every run gets a folder ``DIR/.stellarflow/runs/<observation_id>-<utc>/`` holding the CWL job,
+the runner's log, the job store and the staging area; outputs are moved into
+``DIR/<observation_id>/`` only when the run completed (a previous result is kept in the run
+folder it was replaced by, never deleted).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import manifest as manifest_mod
+from . import sites
+from .errors import InputError, RunError
+from .paths import ALLOWED_WORKFLOWS, workflow_path
+
+DEFAULT_CHUNK_SIZE = 12
+RUNNERS = ("toil", "cwltool")
+
+
+@dataclass
+class RunResult:
+    observation_id: str
+    outdir: str  # DIR/<observation_id>
+    run_dir: str
+    jobstore: str
+    log_path: str
+    returncode: int
+    stars_ok: int = 0
+    stars_failed: int = 0
+    catalogue: str | None = None
+    report: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def _utc_stamp() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def error_tail(log_path: Path, lines: int = 400) -> str:
+    """The most telling line of a failed runner's log (for the one-line reason)."""
+    try:
+        text = log_path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    keys = ("Error", "ERROR", "error:", "Traceback", "failed", "Failed")
+    picked = [ln.strip() for ln in text if any(k in ln for k in keys)]
+    return (picked[-1] if picked else (text[-1].strip() if text else ""))[:300]
+
+
+def count_statuses(catalogue: Path) -> tuple[int, int]:
+    from astropy.table import Table
+
+    t = Table.read(catalogue, format="ascii.ecsv")
+    status = [str(s) for s in t["status"]]
+    return status.count("ok"), status.count("failed")
+
+
+def runner_argv(runner: str, site: str, *, run_dir: Path, jobstore: str, staging: Path,
+                container: bool, restart: bool, extra: list[str]) -> tuple[list[str], dict]:
+    if runner == "toil":
+        inv = sites.toil_invocation(site, jobstore=jobstore, workdir=run_dir / "work",
+                                    container=container, restart=restart)
+        argv = inv.argv + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log")]
+        return argv + extra, inv.env
+    if runner == "cwltool":
+        argv = ["cwltool", "--parallel", "--outdir", str(staging),
+                "--tmpdir-prefix", str(run_dir / "tmp") + "/",
+                "--podman" if container else "--no-container"]
+        return argv + extra, {}
+    raise RunError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
+
+
+def run_job(
+    job: dict[str, Any],
+    *,
+    observation_id: str,
+    outdir: Path,
+    workflow: str = "sas",
+    site: str = "local",
+    container: bool = True,
+    runner: str = "toil",
+    run_dir: Path | None = None,
+    restart: bool = False,
+    extra_args: list[str] | None = None,
+    quiet: bool = True,
+) -> RunResult:
+    """Run a CWL job for ``workflow``; outputs end in ``outdir/<observation_id>``.
+
+    ``run_dir`` (with its job store) may be given to resume a run with ``restart=True``.
+    Raises RunError with a one-line reason when the run did not complete.
+    """
+    outdir = Path(outdir).resolve()
+    cwl = workflow_path(workflow)
+    if container:
+        from .images import missing_images_error
+
+        problem = missing_images_error(cwl)
+        if problem:
+            raise RunError(problem)
+    if run_dir is None:
+        run_dir = outdir / ".stellarflow" / "runs" / f"{observation_id}-{_utc_stamp()}"
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    job_path = run_dir / "job.json"
+    if not (restart and job_path.exists()):
+        job_path.write_text(json.dumps(job, indent=1))
+    jobstore = str(run_dir / "jobstore")
+    staging = run_dir / "out"
+    if staging.exists() and not restart:
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
+    log_path = run_dir / "runner.log"
+    argv, env_extra = runner_argv(runner, site, run_dir=run_dir, jobstore=jobstore,
+                                  staging=staging, container=container, restart=restart,
+                                  extra=list(extra_args or []))
+    # --restart reuses the CWL and the job frozen in the job store: pass neither again.
+    if not (runner == "toil" and restart):
+        argv += [str(cwl), str(job_path)]
+    env = dict(os.environ)
+    env.update(sites.runner_path_env())
+    env.update(env_extra)
+    (run_dir / "command.json").write_text(json.dumps(argv))
+    with open(log_path, "ab") as log, open(run_dir / "outputs.json", "wb") as out:
+        proc = subprocess.run(argv, stdout=out, stderr=log, env=env, cwd=run_dir, check=False)
+    result = RunResult(observation_id=observation_id, outdir=str(outdir / observation_id),
+                       run_dir=str(run_dir), jobstore=jobstore, log_path=str(log_path),
+                       returncode=proc.returncode)
+    if proc.returncode != 0:
+        raise RunError(f"{runner} run of {observation_id} failed (exit {proc.returncode}): "
+                       f"{error_tail(log_path)} [log: {log_path}]")
+    final = outdir / observation_id
+    if final.exists():
+        shutil.move(str(final), str(run_dir / "replaced_outputs"))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(staging), str(final))
+    catalogue = final / "catalogue.ecsv"
+    if catalogue.exists():
+        result.catalogue = str(catalogue)
+        result.stars_ok, result.stars_failed = count_statuses(catalogue)
+    report = final / "report.html"
+    result.report = str(report) if report.exists() else None
+    (run_dir / "result.json").write_text(result.to_json())
+    return result
+
+
+def run_manifest(manifest_path: str | os.PathLike[str], outdir: Path, *,
+                 chunk_size: int = DEFAULT_CHUNK_SIZE, **kwargs: Any) -> RunResult:
+    """Validate a manifest (InputError before any work) and run it."""
+    m = manifest_mod.load(manifest_path, allowed_workflows=tuple(ALLOWED_WORKFLOWS))
+    if chunk_size < 1:
+        raise InputError(None, f"--chunk-size must be >= 1, got {chunk_size}")
+    return run_job(m.cwl_job(chunk_size), observation_id=m.observation_id, outdir=outdir,
+                   workflow=m.workflow, **kwargs)
+
+
+def add_arguments(p: Any) -> None:
+    p.add_argument("manifest", type=Path, help="observation manifest (YAML or JSON)")
+    p.add_argument("--outdir", type=Path, required=True,
+                   help="outputs go to OUTDIR/<observation_id>/; run records to OUTDIR/.stellarflow/")
+    p.add_argument("--site", default="local",
+                   help="site profile from jobstore_config/ (default: local)")
+    p.add_argument("--no-container", action="store_true",
+                   help="run steps in the venv instead of their images (development)")
+    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE,
+                   help=f"stars per chunk, the unit of scatter (default {DEFAULT_CHUNK_SIZE})")
+    p.add_argument("--runner", choices=RUNNERS, default="toil",
+                   help="toil-cwl-runner (default) or cwltool (for comparison/validation)")
+    p.add_argument("--json", action="store_true", help="print the run record as JSON")
+
+
+def cmd_run(args: Any) -> int:
+    result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
+                          site=args.site, container=not args.no_container, runner=args.runner)
+    if args.json:
+        print(result.to_json())
+    else:
+        print(f"{result.observation_id}: {result.stars_ok} ok, {result.stars_failed} failed; "
+              f"catalogue {result.catalogue}; report {result.report}")
+    return 0
