@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,9 @@ ACF_2P_MARGIN = 0.1  # prefer 2P when ACF(2P) exceeds ACF(P) by this much
 # independent frequencies near a peak; NaN (peak at the grid's low end) is not held against it.
 BG_RATIO_MIN = 5.0
 MAX_STORED = 5000
+DIP_WINDOW_D = 0.5  # running median used to find transit-like dips before the periodogram
+DIP_NSIGMA = 5.0
+DIP_MAX_FRACTION = 0.1  # transits rarely cover more than this fraction of an orbit
 
 
 @dataclass
@@ -74,6 +78,36 @@ def bin_lightcurve(time_d: np.ndarray, flux: np.ndarray, width_d: float
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     centres = t0 + (np.arange(n) + 0.5) * width_d
     return centres, mean, count
+
+
+def running_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred running median over ``window`` samples of a regular series, ignoring NaN."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    half = window // 2
+    padded = np.concatenate([np.full(half, np.nan), values, np.full(half, np.nan)])
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows inside long gaps
+        return np.nanmedian(sliding_window_view(padded, 2 * half + 1), axis=1)
+
+
+def clip_dips(values: np.ndarray, window: int, nsigma: float = DIP_NSIGMA) -> np.ndarray:
+    """Copy of ``values`` with NaN where it dips below a running median by more than nsigma
+    times the point-to-point scatter (and one sample either side): removes transits and
+    eclipses, keeps smooth spot signals. If that would remove more than ``DIP_MAX_FRACTION``
+    of the samples it is eating a fast, large signal instead: nothing is removed then."""
+    resid = values - running_median(values, window)
+    diffs = np.diff(values)
+    diffs = diffs[np.isfinite(diffs)]
+    if diffs.size < 10:
+        return values
+    sigma = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2.0)
+    bad = resid < -nsigma * sigma
+    bad[1:] |= bad[:-1].copy()
+    bad[:-1] |= bad[1:].copy()
+    if sigma <= 0 or bad.sum() > DIP_MAX_FRACTION * np.isfinite(values).sum():
+        return values
+    return np.where(bad, np.nan, values)
 
 
 def _clean(time_d: np.ndarray, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +219,9 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     t, f = _clean(time_d, flux_rel)
     f = f / np.median(f) - 1.0
     centres, mean, count = bin_lightcurve(t, f, BIN_D)
-    good = count > 0
+    # transits repeat as well as spots do: take them out so they are not read as rotation
+    mean = clip_dips(mean, int(round(DIP_WINDOW_D / BIN_D)))
+    good = np.isfinite(mean)
     tb, fb = centres[good], mean[good]
     baseline = float(tb.max() - tb.min())
     pmax = baseline / 2.0

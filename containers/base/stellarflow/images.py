@@ -1,0 +1,222 @@
+"""Container images: which ones the CWL files use, which exist, a clear error if one is missing.
+
+Image names are fixed: ``localhost/stellarflow-<name>:<version>`` for every
+``containers/<name>/Containerfile`` (``scripts/build-images`` builds them; ``base`` is only the
+parent of the others). A missing image is reported before the run starts, in one line naming the
+image and ``make images``, instead of letting cwltool try a registry pull.
+
+Only the standard library is imported at module level, so ``scripts/build-images`` can use this
+file without the venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+PREFIX = "localhost/stellarflow-"
+BASE = "base"
+DEFAULT_VERSION = "0.1.0"
+# Label holding the hash of an image's build inputs (rebuild only when it changes).
+HASH_LABEL = "io.stellarflow.content-hash"
+OCI_LABELS = (
+    "org.opencontainers.image.title",
+    "org.opencontainers.image.version",
+    "org.opencontainers.image.source",
+    "org.opencontainers.image.revision",
+)
+
+
+class MissingImageError(RuntimeError):
+    """One or more images the workflow needs are not in local podman storage."""
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (containers/base/stellarflow -> repo)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def project_version(root: Path | None = None) -> str:
+    """The project version from pyproject.toml (images are tagged with it)."""
+    pyproject = (root or repo_root()) / "pyproject.toml"
+    try:
+        m = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.MULTILINE)
+    except OSError:
+        m = None
+    return m.group(1) if m else DEFAULT_VERSION
+
+
+def image_ref(name: str, version: str | None = None) -> str:
+    return f"{PREFIX}{name}:{version or project_version()}"
+
+
+def containerfile_dirs(containers_dir: Path | None = None) -> list[Path]:
+    """Every ``containers/<name>/`` holding a Containerfile, base first, the rest sorted."""
+    cdir = containers_dir or repo_root() / "containers"
+    dirs = sorted(p.parent for p in cdir.glob("*/Containerfile"))
+    return sorted(dirs, key=lambda d: (d.name != BASE, d.name))
+
+
+def built_images(root: Path | None = None, include_base: bool = False) -> list[str]:
+    """The image references ``make images`` builds (module images; base only if asked)."""
+    root = root or repo_root()
+    version = project_version(root)
+    return [
+        image_ref(d.name, version)
+        for d in containerfile_dirs(root / "containers")
+        if include_base or d.name != BASE
+    ]
+
+
+def _walk_docker(node: object) -> Iterable[str]:
+    if isinstance(node, dict):
+        if node.get("class") == "DockerRequirement":
+            for key in ("dockerPull", "dockerImageId"):
+                if isinstance(node.get(key), str):
+                    yield node[key]
+        # CWL also allows requirements/hints as a map keyed by class.
+        for key in ("requirements", "hints"):
+            req = node.get(key)
+            if isinstance(req, dict) and isinstance(req.get("DockerRequirement"), dict):
+                d = req["DockerRequirement"]
+                for k in ("dockerPull", "dockerImageId"):
+                    if isinstance(d.get(k), str):
+                        yield d[k]
+        for v in node.values():
+            yield from _walk_docker(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk_docker(v)
+
+
+def _run_refs(node: object) -> Iterable[str]:
+    if isinstance(node, dict):
+        run = node.get("run")
+        if isinstance(run, str):
+            yield run
+        for v in node.values():
+            yield from _run_refs(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _run_refs(v)
+
+
+def _load_yaml(path: Path) -> object:
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def cwl_images(paths: Iterable[Path], follow_runs: bool = True) -> dict[str, list[Path]]:
+    """Map each image named by a DockerRequirement to the CWL files naming it.
+
+    With ``follow_runs`` the tools a workflow's steps ``run:`` are read too, so passing the top
+    workflow gives every image a run needs.
+    """
+    found: dict[str, list[Path]] = {}
+    seen: set[Path] = set()
+    todo = [Path(p).resolve() for p in paths]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        doc = _load_yaml(path)
+        for image in _walk_docker(doc):
+            found.setdefault(image, []).append(path)
+        if follow_runs:
+            for ref in _run_refs(doc):
+                ref = ref.split("#", 1)[0]
+                if ref and "://" not in ref:
+                    todo.append((path.parent / ref).resolve())
+    return found
+
+
+def podman_command() -> str | None:
+    return shutil.which("podman")
+
+
+def podman_usable() -> tuple[bool, str]:
+    """Whether podman can be used here, and if not, why (for tests' skip reasons)."""
+    podman = podman_command()
+    if not podman:
+        return False, "podman is not installed (scripts/install-system)"
+    try:
+        r = subprocess.run(
+            [podman, "info", "--format", "{{.Host.OCIRuntime.Name}}"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"podman info failed: {exc}"
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+        return False, f"podman info failed: {last}"
+    return True, f"podman with runtime {r.stdout.strip()}"
+
+
+def image_exists(ref: str) -> bool:
+    """True if ``ref`` is in local storage (never contacts a registry)."""
+    podman = podman_command()
+    if not podman:
+        return False
+    r = subprocess.run([podman, "image", "exists", ref], capture_output=True, timeout=60)
+    return r.returncode == 0
+
+
+def missing_images(refs: Iterable[str]) -> list[str]:
+    return [ref for ref in sorted(set(refs)) if not image_exists(ref)]
+
+
+def check_images(cwl_files: Iterable[Path]) -> list[str]:
+    """Raise MissingImageError (one line) unless every image the CWL files need exists locally.
+
+    Returns the images checked.
+    """
+    used = cwl_images(cwl_files)
+    if used and not podman_command():
+        raise MissingImageError(
+            "podman is not installed: run scripts/install-system (or use --no-container)"
+        )
+    missing = missing_images(used)
+    if missing:
+        where = ", ".join(sorted({p.name for ref in missing for p in used[ref]}))
+        raise MissingImageError(
+            f"missing container image{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"(needed by {where}): run `make images`"
+        )
+    return sorted(used)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m stellarflow.images",
+        description="List the images CWL files need, or check that they are built.",
+    )
+    ap.add_argument("action", choices=["list", "check", "built"])
+    ap.add_argument("cwl", nargs="*", type=Path, help="CWL files (workflows: their tools too)")
+    args = ap.parse_args(argv)
+    if args.action == "built":
+        print("\n".join(built_images()))
+        return 0
+    if args.action == "list":
+        for ref, files in sorted(cwl_images(args.cwl).items()):
+            print(ref, " ".join(str(f) for f in files))
+        return 0
+    try:
+        checked = check_images(args.cwl)
+    except MissingImageError as exc:
+        print(f"stellarflow: {exc}", file=sys.stderr)
+        return 2
+    print(f"all {len(checked)} images present")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""MSAP1 light-curve preparation: quality mask, sigma clipping, gaps, detrending, normalisation.
+
+The prepared light curve keeps what later stages measure: oscillations (minutes), transits
+(hours) and rotation (days). Detrending is therefore gentle: each segment between long gaps is
+divided by its own linear trend, which removes instrumental offsets and drifts between
+segments but not stellar signals shorter than the segment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+from astropy.stats import mad_std, sigma_clip
+
+from .. import lightcurve
+from ..stage import StarContext, attr_float, module_main, run_chunk
+
+MODULE = "msap1_preparation"
+VERSION = "0.1.0"
+
+SEGMENT_GAP_D = 0.5  # a gap longer than this starts a new detrending segment
+CLIP_SIGMA_UPPER = 4.0  # cosmic rays and unflagged outliers are upward; transits are not clipped
+CLIP_WINDOW_D = 1.0 / 24.0  # running reference for the clipping residuals
+NUMAX_SUN_UHZ = 3090.0
+TEFF_SUN_K = 5777.0
+LOGG_SUN = 4.438
+TEFF_MAX_SOLAR_LIKE_K = 7000.0  # hotter stars have no convective envelope to drive p modes
+
+
+@dataclass
+class Prepared:
+    time: np.ndarray
+    flux: np.ndarray  # relative, median 1
+    flux_err: np.ndarray
+    n_input: int
+    n_quality_masked: int
+    n_nonfinite: int
+    n_clipped: int
+    n_gaps: int
+    n_segments: int
+    rms_ppm: float
+
+
+def _segments(time: np.ndarray, gap_d: float) -> list[slice]:
+    breaks = np.flatnonzero(np.diff(time) > gap_d) + 1
+    edges = np.concatenate(([0], breaks, [time.size]))
+    return [slice(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _binned_reference(time: np.ndarray, flux: np.ndarray, width_d: float) -> np.ndarray:
+    """Median of flux in bins of width_d, interpolated back onto time (a cheap running median).
+
+    ``time`` must be sorted."""
+    idx = np.floor((time - time[0]) / width_d).astype(np.int64)
+    uniq, starts = np.unique(idx, return_index=True)
+    ends = np.append(starts[1:], idx.size)
+    meds = np.array([np.median(flux[s:e]) for s, e in zip(starts, ends, strict=True)])
+    centres = time[0] + (uniq + 0.5) * width_d
+    return np.interp(time, centres, meds)
+
+
+def prepare(lc: lightcurve.LightCurve) -> Prepared:
+    """Turn a contract light curve into the prepared, normalised light curve."""
+    n_input = lc.time.size
+    finite = np.isfinite(lc.time) & np.isfinite(lc.flux)
+    flagged = lc.quality != 0
+    good = finite & ~flagged
+    if good.sum() < 10:
+        raise ValueError(f"only {int(good.sum())} finite samples with quality 0 "
+                         "(all-NaN or all-flagged flux)")
+    order = np.argsort(lc.time[good], kind="stable")
+    t = lc.time[good][order]
+    f = lc.flux[good][order]
+    e = lc.flux_err[good][order]
+    cadence_d = (lc.cadence_s if np.isfinite(lc.cadence_s) and lc.cadence_s > 0
+                 else np.median(np.diff(t)) * 86400.0) / 86400.0
+    n_gaps = int(np.count_nonzero(np.diff(t) > 10 * cadence_d))
+
+    rel = np.empty_like(f)
+    rel_err = np.empty_like(e)
+    segments = _segments(t, SEGMENT_GAP_D)
+    for seg in segments:
+        ts, fs = t[seg], f[seg]
+        level = np.median(fs)
+        if not np.isfinite(level) or level == 0:
+            raise ValueError("flux median is zero or not finite in a segment")
+        if ts.size > 20 and ts[-1] - ts[0] > 1.0:
+            coef = np.polyfit(ts - ts[0], fs / level, 1)
+            trend = level * np.polyval(coef, ts - ts[0])
+        else:
+            trend = np.full_like(fs, level)
+        rel[seg] = fs / trend
+        rel_err[seg] = e[seg] / trend
+
+    resid = rel - _binned_reference(t, rel, CLIP_WINDOW_D)
+    clipped = sigma_clip(resid, sigma_upper=CLIP_SIGMA_UPPER, sigma_lower=1e9, maxiters=5,
+                         cenfunc="median", stdfunc="mad_std")
+    keep = ~np.ma.getmaskarray(clipped)
+    t, rel, rel_err = t[keep], rel[keep], rel_err[keep]
+    rel /= np.median(rel)
+    # Missing errors: the point-to-point scatter is an honest per-point noise estimate.
+    bad_err = ~np.isfinite(rel_err) | (rel_err <= 0)
+    if bad_err.any():
+        p2p = float(mad_std(np.diff(rel)) / math.sqrt(2.0))
+        rel_err[bad_err] = p2p if np.isfinite(p2p) and p2p > 0 else 1e-3
+    return Prepared(
+        time=t, flux=rel, flux_err=rel_err, n_input=int(n_input),
+        n_quality_masked=int(np.count_nonzero(flagged)),
+        n_nonfinite=int(np.count_nonzero(~finite)),
+        n_clipped=int(np.count_nonzero(~keep)), n_gaps=n_gaps, n_segments=len(segments),
+        rms_ppm=float(mad_std(rel - 1.0) * 1e6),
+    )
+
+
+def numax_guess(teff: float, logg: float) -> float:
+    """Scaling-relation νmax (µHz) from Teff and log g; NaN when either is unknown."""
+    if not (np.isfinite(teff) and np.isfinite(logg)):
+        return math.nan
+    return NUMAX_SUN_UHZ * 10 ** (logg - LOGG_SUN) * (teff / TEFF_SUN_K) ** -0.5
+
+
+def seismic_candidate(teff: float, logg: float, cadence_s: float) -> bool:
+    """Whether a solar-like power excess is plausible and observable at this cadence."""
+    if np.isfinite(teff) and teff > TEFF_MAX_SOLAR_LIKE_K:
+        return False
+    guess = numax_guess(teff, logg)
+    nyquist = 1e6 / (2.0 * cadence_s)
+    return not np.isfinite(guess) or guess < 0.95 * nyquist
+
+
+def process(ctx: StarContext) -> None:
+    src = ctx.need("lightcurves")
+    lc = lightcurve.read_group(src, ctx.star_id)
+    prep = prepare(lc)
+    out = ctx.out
+    teff, logg, feh = (attr_float(src, k) for k in ("teff", "logg", "feh"))
+    for key, value in (("teff", teff), ("logg", logg), ("feh", feh)):
+        out.attrs[key] = value
+    out.attrs["cadence_s"] = float(lc.cadence_s)
+    for key in ("n_input", "n_quality_masked", "n_nonfinite", "n_clipped", "n_gaps",
+                "n_segments", "rms_ppm"):
+        out.attrs[key] = getattr(prep, key)
+    out.attrs["numax_guess_uhz"] = numax_guess(teff, logg)
+    out.attrs["seismic_candidate"] = int(seismic_candidate(teff, logg, lc.cadence_s))
+    g = out.create_group("prepared")
+    opts = {"compression": "lzf", "shuffle": True} if prep.time.size > 4096 else {}
+    g.create_dataset("time", data=prep.time, **opts)
+    g.create_dataset("flux", data=prep.flux, **opts)
+    g.create_dataset("flux_err", data=prep.flux_err, **opts)
+
+
+def _count_candidates(fout: h5py.File) -> None:
+    n = sum(int(g.attrs.get("seismic_candidate", 0)) for g in fout["stars"].values()
+            if g.attrs.get("status") == "ok")
+    fout.attrs["n_seismic_candidates"] = n
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lightcurves", type=Path, required=True, help="chunk file from ingest")
+
+
+def _run(args: argparse.Namespace) -> None:
+    out = run_chunk(module=MODULE, version=VERSION, stage="prepared",
+                    inputs={"lightcurves": args.lightcurves}, primary="lightcurves",
+                    outdir=args.outdir, process=process, finish=_count_candidates)
+    # A small JSON beside the chunk so the workflow can decide whether MSAP3 runs (CWL `when`).
+    with h5py.File(out, "r") as f:
+        n = int(f.attrs["n_seismic_candidates"])
+        chunk_id = str(f.attrs["chunk_id"])
+    (args.outdir / f"{chunk_id}.msap1.json").write_text(json.dumps({"n_seismic_candidates": n}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return module_main(argv, module=MODULE, version=VERSION,
+                       description="MSAP1: prepare light curves (mask, clip, detrend, normalise)",
+                       add_arguments=_args, run=_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

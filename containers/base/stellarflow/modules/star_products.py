@@ -1,0 +1,227 @@
+"""Per-chunk products: a product HDF5 and a PNG per star, and the chunk's catalogue rows.
+
+The product HDF5 is itself a light-curve contract file (root attrs star_id, cadence_s; group
+/lightcurve holding the PREPARED light curve), plus /periodogram, /psd, /bls, /parameters (values
+with uncertainties) and /provenance/<stage> (module, version, image, host) for every module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..products import COLUMN_NAMES, make_table
+from ..stage import (
+    STATUS_FAILED,
+    STATUS_OK,
+    attr_float,
+    attr_str,
+    module_main,
+    open_chunk,
+    provenance,
+    quiet_numerics,
+    star_ids,
+)
+
+MODULE = "star_products"
+VERSION = "0.1.0"
+STAGES = ("lightcurves", "prepared", "rotation", "seismology", "parameters", "transit")
+
+# (product /parameters name, stage, attr, error attr, unit)
+PARAMETERS = [
+    ("prot_d", "rotation", "prot_d", "prot_err_d", "d"),
+    ("activity_sph_ppm", "rotation", "activity_sph_ppm", None, "ppm"),
+    ("numax_uhz", "seismology", "numax_uhz", "numax_err_uhz", "uHz"),
+    ("dnu_uhz", "seismology", "dnu_uhz", "dnu_err_uhz", "uHz"),
+    ("radius_rsun", "parameters", "radius_rsun", "radius_err_rsun", "Rsun"),
+    ("mass_msun", "parameters", "mass_msun", "mass_err_msun", "Msun"),
+    ("age_gyr", "parameters", "age_gyr", "age_err_gyr", "Gyr"),
+    ("transit_period_d", "transit", "transit_period_d", "transit_period_err_d", "d"),
+    ("transit_t0_d", "transit", "transit_t0_d", "transit_t0_err_d", "d"),
+    ("transit_depth_ppm", "transit", "transit_depth_ppm", "transit_depth_err_ppm", "ppm"),
+    ("transit_duration_h", "transit", "transit_duration_h", None, "h"),
+    ("transit_snr", "transit", "transit_snr", None, ""),
+    ("planet_radius_rearth", "transit", "planet_radius_rearth", "planet_radius_err_rearth",
+     "Rearth"),
+]
+
+
+def _star(files: dict[str, h5py.File], stage: str, sid: str) -> h5py.Group | None:
+    f = files.get(stage)
+    return f["stars"][sid] if f is not None and sid in f["stars"] else None
+
+
+def _value(g: h5py.Group | None, key: str | None) -> float:
+    return attr_float(g, key) if g is not None and key else math.nan
+
+
+def star_status(groups: dict[str, h5py.Group | None]) -> tuple[str, str]:
+    for stage in STAGES:
+        g = groups.get(stage)
+        if g is not None and attr_str(g, "status", STATUS_OK) == STATUS_FAILED:
+            return STATUS_FAILED, attr_str(g, "error")
+    return STATUS_OK, ""
+
+
+def write_product(path: Path, sid: str, observation_id: str, status: str, error: str,
+                  groups: dict[str, h5py.Group | None], files: dict[str, h5py.File]) -> None:
+    with h5py.File(path, "w") as f:
+        f.attrs["star_id"] = sid
+        f.attrs["observation_id"] = observation_id
+        f.attrs["status"] = status
+        f.attrs["error"] = error
+        prep = groups.get("prepared")
+        f.attrs["cadence_s"] = _value(prep, "cadence_s")
+        for key in ("teff", "logg", "feh"):
+            f.attrs[key] = _value(prep, key)
+        if prep is not None and "prepared" in prep:
+            lc = f.create_group("lightcurve")
+            lc.attrs["description"] = "prepared light curve (MSAP1): relative flux, median 1"
+            n = prep["prepared/time"].shape[0]
+            opts = {"compression": "lzf", "shuffle": True} if n > 4096 else {}
+            for name in ("time", "flux", "flux_err"):
+                lc.create_dataset(name, data=prep["prepared"][name][()], **opts)
+            lc.create_dataset("quality", data=np.zeros(n, np.uint32), **opts)
+        for stage, group in (("rotation", "periodogram"), ("seismology", "psd"),
+                             ("transit", "bls")):
+            g = groups.get(stage)
+            if g is not None and group in g:
+                g.copy(g[group], f, name=group)
+        par = f.create_group("parameters")
+        for name, stage, key, err_key, unit in PARAMETERS:
+            g = groups.get(stage)
+            d = par.create_dataset(name, data=np.array([_value(g, key), _value(g, err_key)]))
+            d.attrs["columns"] = "value, uncertainty"
+            d.attrs["unit"] = unit
+            d.attrs["from"] = stage
+        method = groups.get("parameters")
+        par.attrs["parameters_method"] = attr_str(method, "parameters_method") if method else ""
+        prov = f.create_group("provenance")
+        for stage, src in files.items():
+            p = prov.create_group(stage)
+            for key in ("module", "module_version", "package_version", "image", "image_digest",
+                        "host", "created_utc"):
+                if key in src.attrs:
+                    p.attrs[key] = attr_str(src, key)
+            g = groups.get(stage)
+            p.attrs["cpu_s"] = _value(g, "cpu_s")
+
+
+def plot_star(path: Path, sid: str, status: str, error: str,
+              groups: dict[str, h5py.Group | None]) -> None:
+    """Light curve, rotation periodogram, PSD and folded transit in one PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 7), dpi=72)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 2)
+    fig.suptitle(f"{sid} — {status}" + (f": {error[:90]}" if error else ""), fontsize=10)
+    prep = groups.get("prepared")
+    if prep is not None and "prepared" in prep:
+        t = prep["prepared/time"][()]
+        f = (prep["prepared/flux"][()] - 1.0) * 1e6
+        step = max(1, t.size // 20000)
+        ax = axes[0, 0]
+        ax.plot(t[::step], f[::step], ",", color="0.5")
+        ax.set_xlabel("time (BJD_TDB − 2457000)")
+        ax.set_ylabel("flux (ppm)")
+        ax.set_title("prepared light curve", fontsize=9)
+        tr = groups.get("transit")
+        period, t0 = _value(tr, "transit_period_d"), _value(tr, "transit_t0_d")
+        ax = axes[1, 1]
+        if np.isfinite(period) and np.isfinite(t0):
+            phase_h = ((t - t0 + 0.5 * period) % period - 0.5 * period) * 24.0
+            win = np.abs(phase_h) < max(3 * _value(tr, "transit_duration_h"), 3.0)
+            ax.plot(phase_h[win], f[win], ",", color="0.5")
+            ax.set_title(f"folded at P = {period:.5f} d", fontsize=9)
+        else:
+            ax.set_title("no transit detected", fontsize=9)
+        ax.set_xlabel("hours from mid-transit")
+    rot = groups.get("rotation")
+    ax = axes[0, 1]
+    if rot is not None and "periodogram" in rot:
+        ax.plot(rot["periodogram/period_d"][()], rot["periodogram/power"][()], lw=0.7)
+        ax.set_xscale("log")
+        prot = _value(rot, "prot_d")
+        if np.isfinite(prot):
+            ax.axvline(prot, color="C3", lw=0.8)
+        ax.set_title(f"rotation periodogram, Prot = {prot:.2f} d", fontsize=9)
+        ax.set_xlabel("period (d)")
+    seis = groups.get("seismology")
+    ax = axes[1, 0]
+    if seis is not None and "psd" in seis:
+        ax.loglog(seis["psd/frequency_uhz"][()], seis["psd/psd_ppm2_per_uhz"][()], lw=0.5,
+                  color="0.4")
+        if "background_ppm2_per_uhz" in seis["psd"]:
+            ax.loglog(seis["psd/frequency_uhz"][()], seis["psd/background_ppm2_per_uhz"][()],
+                      color="C1", lw=0.8)
+        numax = _value(seis, "numax_uhz")
+        if np.isfinite(numax):
+            ax.axvline(numax, color="C3", lw=0.8)
+        ax.set_title(f"PSD, νmax = {numax:.0f} µHz, Δν = {_value(seis, 'dnu_uhz'):.2f} µHz",
+                     fontsize=9)
+        ax.set_xlabel("frequency (µHz)")
+    else:
+        ax.set_title("seismology not run (no solar-like excess expected)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def build_products(inputs: dict[str, Path | None], outdir: Path) -> Path:
+    rows = []
+    with ExitStack() as stack:
+        files = {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p}
+        src = files["prepared"]
+        chunk_id = attr_str(src, "chunk_id")
+        observation_id = attr_str(src, "observation_id")
+        for sid in star_ids(src):
+            t0 = time.process_time()
+            groups = {stage: _star(files, stage, sid) for stage in STAGES}
+            status, error = star_status(groups)
+            with quiet_numerics():
+                write_product(outdir / f"{sid}.product.h5", sid, observation_id, status, error,
+                              groups, files)
+                plot_star(outdir / f"{sid}.png", sid, status, error, groups)
+            row = {name: math.nan for name in COLUMN_NAMES}
+            row.update(star_id=sid, status=status, error=error)
+            for name, stage, key, _, _ in PARAMETERS:
+                if name in row:
+                    row[name] = _value(groups.get(stage), key)
+            upstream_cpu = sum(_value(g, "cpu_s") for g in groups.values()
+                               if g is not None and np.isfinite(_value(g, "cpu_s")))
+            row["cpu_s"] = upstream_cpu + (time.process_time() - t0)
+            rows.append(row)
+        prov = provenance(MODULE, VERSION)
+    table = make_table(rows)
+    table.meta.update({"chunk_id": chunk_id, "observation_id": observation_id,
+                       "star_products": prov})
+    out = outdir / f"{chunk_id}.rows.ecsv"
+    table.write(out, format="ascii.ecsv", overwrite=True)
+    return out
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    for stage in STAGES:
+        p.add_argument(f"--{stage}", type=Path, required=stage not in ("seismology",),
+                       help=f"chunk file from the {stage} stage")
+
+
+def _run(args: argparse.Namespace) -> None:
+    build_products({stage: getattr(args, stage) for stage in STAGES}, args.outdir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return module_main(argv, module=MODULE, version=VERSION,
+                       description="Per-star product HDF5 and PNG, and the chunk's catalogue rows",
+                       add_arguments=_args, run=_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: ExpressionTool
+id: chunk_stars
+label: Split an observation's stars into chunks (the unit of scatter)
+doc: |
+  Groups the stars into chunks of `chunk_size` so that every science tool processes a chunk per
+  job: Toil costs ~0.4 s per job and a star costs seconds, so scattering over stars would spend
+  more on orchestration than on science.
+
+$namespaces:
+  s: https://schema.org/
+
+requirements:
+  InlineJavascriptRequirement: {}
+  SchemaDefRequirement:
+    types:
+      - $import: ../types/stellarflow.yml
+
+inputs:
+  stars:
+    type: ../types/stellarflow.yml#Star[]
+    label: Stars of the observation
+    doc: The manifest's stars, as `stellarflow run` writes them into the job
+  chunk_size:
+    type: int
+    label: Stars per chunk
+    doc: How many stars each science job processes (>= 1)
+
+outputs:
+  chunks:
+    type: ../types/stellarflow.yml#Chunk[]
+    label: Chunks
+    doc: Chunks chunk-0000, chunk-0001... in manifest order
+
+expression: |
+  ${
+    if (inputs.chunk_size < 1) { throw "chunk_size must be >= 1, got " + inputs.chunk_size; }
+    var chunks = [];
+    for (var i = 0; i < inputs.stars.length; i += inputs.chunk_size) {
+      chunks.push({"chunk_id": "chunk-" + ("000" + chunks.length).slice(-4),
+                   "stars": inputs.stars.slice(i, i + inputs.chunk_size)});
+    }
+    return {"chunks": chunks};
+  }
+
+s:softwareVersion: 0.1.0
+s:license: https://spdx.org/licenses/Apache-2.0
+s:author:
+  - class: s:Organization
+    s:name: stellarflow developers

@@ -1,0 +1,60 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+id: msap1_preparation
+label: MSAP1 light-curve preparation
+doc: |
+  Quality mask, upward sigma clipping, gap detection, gentle per-segment detrending and
+  normalisation to relative flux. Also says which stars may show a solar-like power excess
+  (from Teff and log g), so that the workflow runs MSAP3 only where it is plausible.
+
+$namespaces:
+  s: https://schema.org/
+  sf: https://w3id.org/stellarflow/formats#
+  iana: https://www.iana.org/assignments/media-types/
+
+requirements:
+  InlineJavascriptRequirement: {}
+
+hints:
+  DockerRequirement:
+    dockerPull: localhost/stellarflow-msap1-preparation:0.1.0
+  ResourceRequirement:
+    coresMin: 1
+    ramMin: 1536
+    tmpdirMin: 256
+    outdirMin: 4096
+
+baseCommand: [python, -m, stellarflow.modules.msap1_preparation]
+arguments:
+  - {prefix: --outdir, valueFrom: $(runtime.outdir)}
+
+inputs:
+  lightcurves:
+    type: File
+    format: sf:chunk-hdf5
+    label: Ingested light curves
+    doc: Chunk file written by ingest_lightcurves
+    inputBinding: {prefix: --lightcurves}
+
+outputs:
+  prepared:
+    type: File
+    format: sf:chunk-hdf5
+    label: Prepared light curves
+    doc: <chunk_id>.prepared.h5 with /stars/<star_id>/prepared/{time,flux,flux_err}
+    outputBinding: {glob: "*.prepared.h5"}
+  n_seismic_candidates:
+    type: int
+    label: Stars where a solar-like excess is plausible
+    doc: Drives the `when` of the MSAP3 step
+    outputBinding:
+      glob: "*.msap1.json"
+      loadContents: true
+      outputEval: $(JSON.parse(self[0].contents).n_seismic_candidates)
+
+s:softwareVersion: 0.1.0
+s:license: https://spdx.org/licenses/Apache-2.0
+s:author:
+  - class: s:Organization
+    s:name: stellarflow developers

@@ -1,0 +1,90 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+id: star_products
+label: Per-star products and catalogue rows of a chunk
+doc: |
+  Writes a product HDF5 (prepared light curve, periodogram, PSD, BLS, parameters with
+  uncertainties, provenance of every module) and a PNG per star, and the chunk's catalogue rows.
+
+$namespaces:
+  s: https://schema.org/
+  sf: https://w3id.org/stellarflow/formats#
+  iana: https://www.iana.org/assignments/media-types/
+
+hints:
+  DockerRequirement:
+    dockerPull: localhost/stellarflow-star-products:0.1.0
+  ResourceRequirement:
+    coresMin: 1
+    ramMin: 1536
+    tmpdirMin: 256
+    outdirMin: 4096
+
+baseCommand: [python, -m, stellarflow.modules.star_products]
+arguments:
+  - {prefix: --outdir, valueFrom: $(runtime.outdir)}
+
+inputs:
+  lightcurves:
+    type: File
+    format: sf:chunk-hdf5
+    label: Ingested light curves
+    doc: Chunk file written by ingest_lightcurves (ingest status and provenance)
+    inputBinding: {prefix: --lightcurves}
+  prepared:
+    type: File
+    format: sf:chunk-hdf5
+    label: Prepared light curves
+    doc: Chunk file written by msap1_preparation
+    inputBinding: {prefix: --prepared}
+  rotation:
+    type: File
+    format: sf:chunk-hdf5
+    label: Rotation results
+    doc: Chunk file written by msap4_rotation
+    inputBinding: {prefix: --rotation}
+  seismology:
+    type: File?
+    format: sf:chunk-hdf5
+    label: Seismic results
+    doc: Chunk file written by msap3_seismology; absent when MSAP3 was skipped
+    inputBinding: {prefix: --seismology}
+  parameters:
+    type: File
+    format: sf:chunk-hdf5
+    label: Stellar parameters
+    doc: Chunk file written by msap5_stellar_parameters
+    inputBinding: {prefix: --parameters}
+  transit:
+    type: File
+    format: sf:chunk-hdf5
+    label: Transit results
+    doc: Chunk file written by transit_search
+    inputBinding: {prefix: --transit}
+
+outputs:
+  products:
+    type: File[]
+    format: sf:product-hdf5
+    label: Product HDF5 per star
+    doc: <star_id>.product.h5
+    outputBinding: {glob: "*.product.h5"}
+  plots:
+    type: File[]
+    format: iana:image/png
+    label: PNG per star
+    doc: <star_id>.png (light curve, periodogram, PSD, folded transit)
+    outputBinding: {glob: "*.png"}
+  rows:
+    type: File
+    format: sf:ecsv
+    label: Catalogue rows
+    doc: <chunk_id>.rows.ecsv, the chunk's catalogue rows
+    outputBinding: {glob: "*.rows.ecsv"}
+
+s:softwareVersion: 0.1.0
+s:license: https://spdx.org/licenses/Apache-2.0
+s:author:
+  - class: s:Organization
+    s:name: stellarflow developers

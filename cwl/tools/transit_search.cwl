@@ -1,0 +1,54 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: CommandLineTool
+id: transit_search
+label: Transit search and characterisation
+doc: |
+  Box Least Squares (astropy) on the detrended, binned light curve: period, t0, depth, duration,
+  SNR; planet radius from the depth and the stellar radius of MSAP5.
+
+$namespaces:
+  s: https://schema.org/
+  sf: https://w3id.org/stellarflow/formats#
+  iana: https://www.iana.org/assignments/media-types/
+
+hints:
+  DockerRequirement:
+    dockerPull: localhost/stellarflow-transit-search:0.1.0
+  ResourceRequirement:
+    coresMin: 1
+    ramMin: 1536
+    tmpdirMin: 256
+    outdirMin: 512
+
+baseCommand: [python, -m, stellarflow.modules.transit_search]
+arguments:
+  - {prefix: --outdir, valueFrom: $(runtime.outdir)}
+
+inputs:
+  prepared:
+    type: File
+    format: sf:chunk-hdf5
+    label: Prepared light curves
+    doc: Chunk file written by msap1_preparation
+    inputBinding: {prefix: --prepared}
+  parameters:
+    type: File
+    format: sf:chunk-hdf5
+    label: Stellar parameters
+    doc: Chunk file written by msap5_stellar_parameters (stellar radius for the planet radius)
+    inputBinding: {prefix: --parameters}
+
+outputs:
+  transit:
+    type: File
+    format: sf:chunk-hdf5
+    label: Transit results
+    doc: <chunk_id>.transit.h5 with period, t0, depth, duration, SNR, planet radius and the BLS periodogram
+    outputBinding: {glob: "*.transit.h5"}
+
+s:softwareVersion: 0.1.0
+s:license: https://spdx.org/licenses/Apache-2.0
+s:author:
+  - class: s:Organization
+    s:name: stellarflow developers

@@ -1,0 +1,93 @@
+#!/usr/bin/env cwl-runner
+cwlVersion: v1.2
+class: Workflow
+id: sas
+label: Stellar Analysis System (PLATO-like) for one observation
+doc: |
+  Splits the observation's stars into chunks, runs every MSAP stage on each chunk (scatter over
+  chunks, not stars), and assembles the catalogue and the report. A star that fails inside a
+  tool becomes a failed catalogue row with its error; the rest of its chunk goes on.
+  Outputs: catalogue.ecsv, report.html, <star_id>.product.h5 and <star_id>.png per star.
+
+$namespaces:
+  s: https://schema.org/
+  sf: https://w3id.org/stellarflow/formats#
+  iana: https://www.iana.org/assignments/media-types/
+
+requirements:
+  ScatterFeatureRequirement: {}
+  SubworkflowFeatureRequirement: {}
+  InlineJavascriptRequirement: {}
+  SchemaDefRequirement:
+    types:
+      - $import: ../types/stellarflow.yml
+
+inputs:
+  observation_id:
+    type: string
+    label: Observation id
+    doc: The manifest's observation_id ([A-Za-z0-9._-]{1,64})
+  stars:
+    type: ../types/stellarflow.yml#Star[]
+    label: Stars
+    doc: The manifest's stars with their light-curve Files
+  chunk_size:
+    type: int
+    default: 12
+    label: Stars per chunk
+    doc: How many stars each science job processes (the unit of scatter)
+
+steps:
+  chunk:
+    run: ../tools/chunk_stars.cwl
+    in:
+      stars: stars
+      chunk_size: chunk_size
+    out: [chunks]
+  analyse:
+    run: sas_chunk.cwl
+    scatter: chunk
+    in:
+      observation_id: observation_id
+      chunk: chunk/chunks
+    out: [products, plots, rows]
+  catalogue:
+    run: ../tools/assemble_catalogue.cwl
+    in:
+      observation_id: observation_id
+      rows: analyse/rows
+    out: [catalogue, report]
+
+outputs:
+  catalogue:
+    type: File
+    format: sf:ecsv
+    label: Catalogue
+    doc: catalogue.ecsv, one row per star (the catalogue contract)
+    outputSource: catalogue/catalogue
+  report:
+    type: File
+    format: iana:text/html
+    label: Run report
+    doc: report.html linking every star's products
+    outputSource: catalogue/report
+  products:
+    type:
+      type: array
+      items: {type: array, items: File}
+    label: Product HDF5 per star
+    doc: Per chunk, the product HDF5 of each star
+    outputSource: analyse/products
+  plots:
+    type:
+      type: array
+      items: {type: array, items: File}
+    label: PNG per star
+    doc: Per chunk, the figure of each star
+    outputSource: analyse/plots
+
+s:softwareVersion: 0.1.0
+s:license: https://spdx.org/licenses/Apache-2.0
+s:author:
+  - class: s:Organization
+    s:name: stellarflow developers
