@@ -219,6 +219,7 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     t, f = _clean(time_d, flux_rel)
     f = f / np.median(f) - 1.0
     centres, mean, count = bin_lightcurve(t, f, BIN_D)
+    raw = mean  # S_ph follows its definition: all the data
     # transits repeat as well as spots do: take them out so they are not read as rotation
     mean = clip_dips(mean, int(round(DIP_WINDOW_D / BIN_D)))
     good = np.isfinite(mean)
@@ -268,7 +269,8 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
         fap=fap,
         acf_at_prot=min(float(acf_used), 1.0) if np.isfinite(acf_used) else nan,
         background_ratio=ratio,
-        activity_sph_ppm=activity_sph(tb, fb, prot) if detected else nan,
+        activity_sph_ppm=(activity_sph(centres[count > 0], raw[count > 0], prot) if detected
+                          else nan),
         candidate_prot_d=prot,
         period_d=period[order],
         power_spectrum=power[order],
