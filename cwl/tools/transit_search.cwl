@@ -50,5 +50,4 @@ outputs:
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers

@@ -18,7 +18,7 @@ inputs:
     doc: Chunk file from the MSAP1 stage
 
 steps:
-  seismology:
+  measure_seismology:
     run: ../tools/msap3_seismology.cwl
     in:
       prepared: prepared
@@ -30,10 +30,9 @@ outputs:
     format: sf:chunk-hdf5
     label: Seismic results
     doc: Chunk file with νmax, Δν and the PSD per star
-    outputSource: seismology/seismology
+    outputSource: measure_seismology/seismology
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers

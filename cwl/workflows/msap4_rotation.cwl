@@ -18,7 +18,7 @@ inputs:
     doc: Chunk file from the MSAP1 stage
 
 steps:
-  rotation:
+  measure_rotation:
     run: ../tools/msap4_rotation.cwl
     in:
       prepared: prepared
@@ -30,10 +30,9 @@ outputs:
     format: sf:chunk-hdf5
     label: Rotation results
     doc: Chunk file with Prot and S_ph per star
-    outputSource: rotation/rotation
+    outputSource: measure_rotation/rotation
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers

@@ -28,7 +28,7 @@ inputs:
     doc: Chunk file from the MSAP3 stage, null when it was skipped
 
 steps:
-  parameters:
+  derive_parameters:
     run: ../tools/msap5_stellar_parameters.cwl
     in:
       prepared: prepared
@@ -42,10 +42,9 @@ outputs:
     format: sf:chunk-hdf5
     label: Stellar parameters
     doc: Chunk file with R, M, age and uncertainties per star
-    outputSource: parameters/parameters
+    outputSource: derive_parameters/parameters
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers

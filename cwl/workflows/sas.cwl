@@ -51,7 +51,7 @@ steps:
       observation_id: observation_id
       chunk: chunk/chunks
     out: [products, plots, rows]
-  catalogue:
+  assemble:
     run: ../tools/assemble_catalogue.cwl
     in:
       observation_id: observation_id
@@ -64,13 +64,13 @@ outputs:
     format: sf:ecsv
     label: Catalogue
     doc: catalogue.ecsv, one row per star (the catalogue contract)
-    outputSource: catalogue/catalogue
+    outputSource: assemble/catalogue
   report:
     type: File
     format: iana:text/html
     label: Run report
     doc: report.html linking every star's products
-    outputSource: catalogue/report
+    outputSource: assemble/report
   products:
     type:
       type: array
@@ -89,5 +89,4 @@ outputs:
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers

@@ -64,7 +64,7 @@ steps:
       prepared: msap1/prepared
       parameters: msap5/parameters
     out: [transit]
-  products:
+  star_products:
     run: ../tools/star_products.cwl
     in:
       lightcurves: msap1/lightcurves
@@ -81,22 +81,21 @@ outputs:
     format: sf:product-hdf5
     label: Product HDF5 per star
     doc: One product file per star of the chunk
-    outputSource: products/products
+    outputSource: star_products/products
   plots:
     type: File[]
     format: iana:image/png
     label: PNG per star
     doc: One figure per star of the chunk
-    outputSource: products/plots
+    outputSource: star_products/plots
   rows:
     type: File
     format: sf:ecsv
     label: Catalogue rows
     doc: The chunk's catalogue rows
-    outputSource: products/rows
+    outputSource: star_products/rows
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers

@@ -23,7 +23,7 @@ inputs:
     doc: Chunk file from the MSAP5 stage
 
 steps:
-  transit:
+  search_transits:
     run: ../tools/transit_search.cwl
     in:
       prepared: prepared
@@ -36,10 +36,9 @@ outputs:
     format: sf:chunk-hdf5
     label: Transit results
     doc: Chunk file with the transit parameters per star
-    outputSource: transit/transit
+    outputSource: search_transits/transit
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
-  - class: s:Organization
-    s:name: stellarflow developers
+  - s:name: stellarflow developers
