@@ -1,0 +1,126 @@
+"""Micro-batching: several manifests -> one CWL job (one Toil run) -> outputs split back.
+
+A run that holds one manifest keeps its observation_id and star ids unchanged. A run that merges
+k > 1 manifests is observation ``batch-<run id>``; star ids are rewritten ``m<k>-<star_id>``
+(k = the manifest's index in the run; ``m<k>-h<sha1>`` when that would pass 64 characters), an
+injective mapping kept in the run's batch.json. After the run, the catalogue is split back per
+manifest (original star ids restored) into OUTDIR/<observation_id>/catalogue.ecsv, per-star
+products named after a star id move with their star (renamed back), and run-wide files (the report)
+are copied into every observation's folder under a ``batch-`` prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from stellarflow.manifest import ID_RE
+
+
+def batch_star_id(k: int, star_id: str) -> str:
+    bid = f"m{k}-{star_id}"
+    if len(bid) > 64:
+        bid = f"m{k}-h{hashlib.sha1(star_id.encode()).hexdigest()[:20]}"
+    assert ID_RE.fullmatch(bid), bid
+    return bid
+
+
+def build(run_id: int, members: list[dict[str, Any]], chunk_size: int) -> dict[str, Any]:
+    """members: ledger rows (id, observation_id, stars_json). Returns the content of batch.json."""
+    single = len(members) == 1
+    stars: list[dict[str, Any]] = []
+    out_members = []
+    for k, m in enumerate(members):
+        ids: dict[str, str] = {}
+        for rec in json.loads(m["stars_json"]):
+            bid = rec["star_id"] if single else batch_star_id(k, rec["star_id"])
+            ids[bid] = rec["star_id"]
+            stars.append({**rec, "star_id": bid})
+        out_members.append({"manifest_id": m["id"], "observation_id": m["observation_id"],
+                            "star_ids": ids})
+    obs = members[0]["observation_id"] if single else f"batch-{run_id:06d}"
+    return {"run_id": run_id, "observation_id": obs, "members": out_members,
+            "job": {"observation_id": obs, "chunk_size": int(chunk_size), "stars": stars}}
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _owner(name: str, ids: dict[str, tuple[int, str]]) -> tuple[int, str, str] | None:
+    """(member index, original id, renamed file name) when ``name`` is named after a star."""
+    best = None
+    for bid, (k, orig) in ids.items():
+        hit = name == bid or (name.startswith(bid) and name[len(bid)] in "._")
+        if hit and (best is None or len(bid) > len(best[0])):
+            best = (bid, k, orig)
+    if best is None:
+        return None
+    bid, k, orig = best
+    return k, orig, orig + name[len(bid):]
+
+
+def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
+    """Write per-observation folders split_dir/<observation_id>/ from a merged run's outputs."""
+    from astropy.table import Table
+
+    members = batch["members"]
+    ids = {bid: (k, orig) for k, m in enumerate(members) for bid, orig in m["star_ids"].items()}
+    tmp = split_dir.with_name(split_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    for m in members:
+        (tmp / m["observation_id"]).mkdir(parents=True)
+    catalogue = final / "catalogue.ecsv"
+    if catalogue.exists():
+        table = Table.read(catalogue, format="ascii.ecsv")
+        col = [str(s) for s in table["star_id"]]
+        for m in members:
+            rows = [i for i, s in enumerate(col) if s in m["star_ids"]]
+            sub = table[rows]
+            sub["star_id"] = [m["star_ids"][col[i]] for i in rows]
+            sub.meta = dict(table.meta)
+            sub.meta["observation_id"] = m["observation_id"]
+            sub.write(tmp / m["observation_id"] / "catalogue.ecsv", format="ascii.ecsv")
+    for entry in sorted(final.iterdir()):
+        if entry.name == "catalogue.ecsv":
+            continue
+        owner = _owner(entry.name, ids)
+        if owner is not None:
+            k, _, new_name = owner
+            dest = tmp / members[k]["observation_id"] / new_name
+            (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, dest)
+            continue
+        for m in members:  # run-wide file: every observation gets a copy
+            dest = tmp / m["observation_id"] / f"batch-{entry.name}"
+            (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, dest)
+    os.replace(tmp, split_dir)
+
+
+def publish(split_dir: Path, outdir: Path, replaced_dir: Path) -> dict[str, str]:
+    """Move each split_dir/<obs> to outdir/<obs> (an older result is moved to replaced_dir).
+
+    Idempotent: a folder already moved is skipped, so a crash half-way is finished by a rerun.
+    """
+    published = {}
+    outdir.mkdir(parents=True, exist_ok=True)
+    for src in sorted(split_dir.iterdir()) if split_dir.exists() else []:
+        dest = outdir / src.name
+        if dest.exists():
+            replaced_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(dest, replaced_dir / f"{src.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+                                            f"-{time.time_ns() % 10**9}")
+        os.replace(src, dest)
+    for name in json.loads((split_dir.parent / "batch.json").read_text())["members"]:
+        published[name["observation_id"]] = str(outdir / name["observation_id"])
+    return published
