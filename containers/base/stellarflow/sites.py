@@ -1,13 +1,40 @@
-"""Site profiles: jobstore_config/<name>.yaml (Toil --config files) -> a toil-cwl-runner command."""
+"""Site profiles: jobstore_config/<name>.yaml (Toil --config files) -> a toil-cwl-runner command.
+
+A profile is Toil's own ``--config`` YAML; ``jobstore_config/<name>.env`` (optional, KEY=VALUE
+lines, shell-sourceable) holds what Toil takes only from the environment (TOIL_GRIDENGINE_PE,
+TOIL_TORQUE_ARGS, ...) and stellarflow's pilot allocation. ``toil_invocation`` also checks before
+anything runs that the site's scheduler answers, and refuses profiles that cannot run here
+(mesos) with the reason.
+"""
 
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import RunError
 from .paths import repo_root
+
+# Profiles whose Toil batch system needs the DataBiosphere/toil#5577 plugin on PYTHONPATH.
+PLUGIN_DIR = Path("containers") / "base" / "toil_plugins"
+
+MESOS_REASON = (
+    "site 'mesos' cannot run: Toil 9.6 still lists a mesos batch system, but its pymesos "
+    "dependency installs only on Python < 3.11 (stellarflow needs 3.11) and upstream calls Mesos "
+    "support inactive (Apache Mesos is retired); use --site slurm, grid_engine, htcondor or "
+    "kubernetes")
+
+KUBERNETES_REASON = (
+    "site 'kubernetes' needs a Kubernetes cluster (a kubeconfig in $KUBECONFIG or ~/.kube/config, "
+    "or running in a pod), a job store every pod reaches (S3: --jobStore aws:REGION:NAME, or a "
+    "shared volume) and the stellarflow images in a registry the nodes pull from (Toil runs CWL "
+    "steps with Singularity there); none is configured on this machine: see "
+    "jobstore_config/kubernetes/README.md")
 
 
 def profile_dir() -> Path:
@@ -25,32 +52,156 @@ def profile_path(site: str) -> Path:
     return p
 
 
+def profile_settings(site: str) -> dict:
+    """The profile's YAML as a dict (Toil option names as keys)."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(profile_path(site).read_text())
+    return dict(data or {})
+
+
+def profile_env(site: str) -> dict[str, str]:
+    """KEY=VALUE lines of jobstore_config/<site>.env (shell quoting; # comments)."""
+    path = profile_dir() / f"{site}.env"
+    env: dict[str, str] = {}
+    if not path.is_file():
+        return env
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        words = shlex.split(line, comments=True)
+        if not words:
+            continue
+        key, sep, value = " ".join(words).removeprefix("export ").partition("=")
+        if not sep or not key.isidentifier():
+            raise RunError(f"{path}:{n}: expected KEY=VALUE, got {line.strip()!r}")
+        env[key] = value
+    return env
+
+
 @dataclass
 class Invocation:
-    """How to start the runner for a site: argv (runner + options), extra environment."""
+    """How to start the runner for a site: ``wrapper + argv`` is the command line (wrapper: a
+    pilot-job submission, empty otherwise); ``env`` extra environment for it."""
 
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    wrapper: list[str] = field(default_factory=list)
+
+    @property
+    def command(self) -> list[str]:
+        return self.wrapper + self.argv
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
+    except FileNotFoundError:
+        return 127, f"{argv[0]}: command not found"
+    except subprocess.TimeoutExpired:
+        return 124, f"{' '.join(argv)}: no answer in 15 s"
+    out = (p.stdout + p.stderr).strip().splitlines()
+    return p.returncode, (out[-1] if out else "")
+
+
+def slurm_problem() -> str | None:
+    """None when slurmctld answers, else one line saying what is wrong and how to start it."""
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        return ("Slurm client commands (sbatch, scontrol) are not installed; run "
+                "scripts/install-system, then scripts/slurm-cluster up (make slurm-up)")
+    conf = os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")
+    if not Path(conf).exists():
+        return (f"Slurm is not running (no {conf}); start the local cluster with "
+                "scripts/slurm-cluster up (make slurm-up)")
+    rc, out = _run(["scontrol", "ping"])
+    if rc != 0 or "is UP" not in out:
+        return (f"Slurm is not running (scontrol ping: {out or 'no answer'}); start the local "
+                "cluster with scripts/slurm-cluster up (make slurm-up)")
+    return None
+
+
+def grid_engine_problem() -> str | None:
+    if shutil.which("qsub") is None or shutil.which("qstat") is None:
+        return ("Grid Engine client commands (qsub, qstat) are not installed; run "
+                "scripts/install-system, then scripts/sge-cluster up (make sge-up)")
+    rc, out = _run(["qstat", "-f"])
+    if rc != 0:
+        return (f"Grid Engine is not running (qstat: {out or 'no answer'}); start the local cell "
+                "with scripts/sge-cluster up (make sge-up)")
+    return None
+
+
+def _commands_problem(system: str, commands: tuple[str, ...]) -> str | None:
+    missing = [c for c in commands if shutil.which(c) is None]
+    if missing:
+        return (f"{system} is not available here ({', '.join(missing)} not found); this profile is "
+                "for sites that run it (configured, not exercised on this machine)")
+    return None
+
+
+def kubernetes_problem() -> str | None:
+    kubeconfig = Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+    if os.environ.get("KUBERNETES_SERVICE_HOST") or kubeconfig.is_file():
+        return None
+    return KUBERNETES_REASON
+
+
+def preflight(site: str, batch_system: str) -> None:
+    """Raise RunError (one line, with what to do) when the site cannot run here right now."""
+    if batch_system == "mesos":
+        raise RunError(MESOS_REASON)
+    checks = {
+        "slurm": slurm_problem,
+        "grid_engine": grid_engine_problem,
+        "torque": lambda: _commands_problem("PBS/Torque", ("qsub", "qstat", "pbsnodes")),
+        "lsf": lambda: _commands_problem("LSF", ("bsub", "bjobs")),
+        "htcondor": lambda: _commands_problem("HTCondor", ("condor_submit", "condor_q")),
+        "kubernetes": kubernetes_problem,
+    }
+    if site == "slurm-pilot":
+        problem = slurm_problem()
+    else:
+        problem = checks.get(batch_system, lambda: None)()
+    if problem:
+        raise RunError(f"site {site!r}: {problem}")
+
+
+def pilot_wrapper(env: dict[str, str], run_dir: Path) -> list[str]:
+    """The `sbatch --wait` prefix that runs the whole workflow inside one Slurm allocation."""
+    args = shlex.split(env.get("STELLARFLOW_PILOT_SBATCH_ARGS", ""))
+    return [sys.executable, "-m", "stellarflow.pilot", "--chdir", str(run_dir), *args, "--"]
 
 
 def toil_invocation(site: str, *, jobstore: str, workdir: Path, container: bool,
-                    restart: bool = False) -> Invocation:
+                    restart: bool = False, check: bool = True) -> Invocation:
+    """The toil-cwl-runner command (and environment, and pilot wrapper) for a site profile.
+
+    ``check``: run the pre-flight check (scheduler answering) first.
+    """
     cfg = profile_path(site)
-    workdir.mkdir(parents=True, exist_ok=True)
-    argv = ["toil-cwl-runner", "--config", str(cfg), "--jobStore", jobstore,
-            "--workDir", str(workdir)]
+    settings = profile_settings(site)
+    batch_system = str(settings.get("batchSystem", "single_machine"))
+    env = profile_env(site)
+    if check:
+        preflight(site, batch_system)
+    argv = ["toil-cwl-runner", "--config", str(cfg), "--jobStore", jobstore]
+    # A profile may name node-local scratch; otherwise the run's own folder.
+    if "workDir" not in settings:
+        workdir.mkdir(parents=True, exist_ok=True)
+        argv += ["--workDir", str(workdir)]
     argv.append("--podman" if container else "--no-container")
     if restart:
         argv.append("--restart")
-    return Invocation(argv=argv, env={})
+    wrapper = pilot_wrapper(env, workdir.parent) if site == "slurm-pilot" else []
+    return Invocation(argv=argv, env=env, wrapper=wrapper)
 
 
 def runner_path_env() -> dict[str, str]:
     """PATH with the project's podman wrapper and the venv's bin first (Toil finds its worker
-    and cwltool finds `python` through PATH)."""
-    import sys
-
+    and cwltool finds `python` through PATH); PYTHONPATH with the Toil plugin folder (Toil
+    loads batch-system plugins, here the DataBiosphere/toil#5577 fix, from sys.path)."""
     root = repo_root()
     first = [str(root / "scripts" / "bin"), str(Path(sys.executable).parent)]
     path = os.pathsep.join(first + [os.environ.get("PATH", "/usr/bin:/bin")])
-    return {"PATH": path}
+    plugins = str(root / PLUGIN_DIR)
+    pythonpath = os.pathsep.join([plugins] + [p for p in os.environ.get("PYTHONPATH", "").split(
+        os.pathsep) if p and p != plugins])
+    return {"PATH": path, "PYTHONPATH": pythonpath}
