@@ -135,7 +135,8 @@ def resolve_lightcurve(manifest_path: Path, rel: str) -> Path:
     return resolved
 
 
-def load(path: str | os.PathLike[str], *, allowed_workflows: tuple[str, ...] = ("sas",)) -> Manifest:
+def load(path: str | os.PathLike[str], *,
+         allowed_workflows: tuple[str, ...] = ("sas",)) -> Manifest:
     """Load and validate a manifest. Raises InputError (one line) on any manifest-level problem."""
     p = Path(path)
     if not p.exists():

@@ -1,4 +1,7 @@
-"""Where the repository's CWL, site profiles and scripts are (the package sits in containers/base/)."""
+"""Where the repository's CWL, site profiles and scripts are.
+
+The package sits in containers/base/ (the base image installs it), three levels below the root.
+"""
 
 from __future__ import annotations
 
@@ -25,4 +28,5 @@ def workflow_path(name: str) -> Path:
     try:
         return repo_root() / ALLOWED_WORKFLOWS[name]
     except KeyError:
-        raise RunError(f"unknown workflow {name!r}; allowed: {', '.join(ALLOWED_WORKFLOWS)}") from None
+        allowed = ", ".join(ALLOWED_WORKFLOWS)
+        raise RunError(f"unknown workflow {name!r}; allowed: {allowed}") from None

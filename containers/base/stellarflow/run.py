@@ -1,4 +1,4 @@
-"""`stellarflow run`: manifest -> CWL job -> toil-cwl-runner (site profile) -> DIR/<observation_id>/.
+"""`stellarflow run`: manifest -> CWL job -> toil-cwl-runner (site profile) -> outputs.
 
 Every run gets a folder ``DIR/.stellarflow/runs/<observation_id>-<utc>/`` holding the CWL job,
 the runner's log, the job store and the staging area; outputs are moved into
@@ -167,7 +167,8 @@ def run_manifest(manifest_path: str | os.PathLike[str], outdir: Path, *,
 def add_arguments(p: Any) -> None:
     p.add_argument("manifest", type=Path, help="observation manifest (YAML or JSON)")
     p.add_argument("--outdir", type=Path, required=True,
-                   help="outputs go to OUTDIR/<observation_id>/; run records to OUTDIR/.stellarflow/")
+                   help="outputs go to OUTDIR/<observation_id>/; "
+                        "run records to OUTDIR/.stellarflow/")
     p.add_argument("--site", default="local",
                    help="site profile from jobstore_config/ (default: local)")
     p.add_argument("--no-container", action="store_true",

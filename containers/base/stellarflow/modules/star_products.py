@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -116,6 +117,9 @@ def write_product(path: Path, sid: str, observation_id: str, status: str, error:
 def plot_star(path: Path, sid: str, status: str, error: str,
               groups: dict[str, h5py.Group | None]) -> None:
     """Light curve, rotation periodogram, PSD and folded transit in one PNG."""
+    # CWL sets HOME to the job's output folder: keep matplotlib's font cache out of it and
+    # shared between jobs (container images set MPLCONFIGDIR to a cache built at image build).
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join("/tmp", f"stellarflow-mpl-{os.getuid()}"))
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -1,0 +1,60 @@
+"""Shared fixtures: repository paths, the real light curves, generated observations, runner env."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+
+
+def runner_env() -> dict[str, str]:
+    """PATH as `make` sets it: the podman wrapper and the venv's bin first."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(REPO / "scripts" / "bin"), str(VENV_BIN), env["PATH"]])
+    return env
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not SHARED_REAL.is_dir():
+        pytest.skip(f"real light curves not found at {SHARED_REAL} (shared/ beside the repo)")
+    return SHARED_REAL
+
+
+def generate(outdir: Path, *args: str) -> Path:
+    """Run the synthetic observation generator; returns the manifest path."""
+    subprocess.run([sys.executable, str(REPO / "scripts" / "generate_observation.py"),
+                    str(outdir), *args], check=True, capture_output=True, text=True)
+    return outdir / "manifest.yaml"
+
+
+@pytest.fixture(scope="session")
+def small_observation(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six generated stars, 20 days at 25 s cadence: every kind of signal, quick to run."""
+    out = tmp_path_factory.mktemp("small_obs")
+    return generate(out, "--stars", "6", "--days", "20", "--seed", "7",
+                    "--observation-id", "small")
+
+
+def containers_available() -> bool:
+    """Whether podman runs and the SAS images exist (make images)."""
+    try:
+        from stellarflow.images import missing_images_error
+    except ImportError:
+        return False
+    try:
+        return not missing_images_error(REPO / "cwl" / "workflows" / "sas.cwl")
+    except Exception:
+        return False

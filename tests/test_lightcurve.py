@@ -1,0 +1,118 @@
+"""Light-curve contract and ingest: FITS, tables, HDF5; bad files give one line naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from stellarflow import lightcurve
+from stellarflow.errors import InputError
+from stellarflow.modules import ingest
+
+
+def make_lc(n: int = 500, star_id: str = "s") -> lightcurve.LightCurve:
+    t = 3000.0 + np.arange(n) * 25.0 / 86400.0
+    return lightcurve.LightCurve(star_id, t, 1000.0 + np.random.default_rng(1).normal(0, 1, n),
+                                 np.ones(n), np.zeros(n, np.uint32), 25.0)
+
+
+def test_hdf5_round_trip(tmp_path: Path) -> None:
+    p = tmp_path / "a.h5"
+    lightcurve.write_file(p, make_lc())
+    lc = lightcurve.read_any(p)
+    assert lc.star_id == "s" and lc.cadence_s == 25.0 and lc.time.dtype == np.float64
+    with h5py.File(p) as f:  # the contract, literally
+        assert set(f["lightcurve"]) == {"time", "flux", "flux_err", "quality"}
+        assert f["lightcurve/quality"].dtype == np.uint32
+
+
+def test_tess_fits_real(real_data: Path) -> None:
+    lc = lightcurve.read_any(real_data / "WASP-126_TIC25155310_TESS_S01_hlsp_tess-data-alerts_lc"
+                                         ".fits")
+    assert lc.provenance["flux_column"] == "PDCSAP_FLUX"
+    assert 1325 < np.nanmin(lc.time) < 1326  # BTJD is already BJD - 2457000
+    assert lc.cadence_s == pytest.approx(120.0)
+
+
+def test_kepler_fits_time_conversion(tmp_path: Path) -> None:
+    t = np.linspace(100.0, 101.0, 50)
+    cols = [fits.Column("TIME", "D", array=t), fits.Column("SAP_FLUX", "E", array=np.ones(50)),
+            fits.Column("SAP_FLUX_ERR", "E", array=np.ones(50) * 1e-3),
+            fits.Column("SAP_QUALITY", "J", array=np.zeros(50, np.int32))]
+    hdu = fits.BinTableHDU.from_columns(cols)
+    primary = fits.PrimaryHDU()
+    primary.header["TELESCOP"] = "Kepler"
+    p = tmp_path / "kplr.fits"
+    fits.HDUList([primary, hdu]).writeto(p)
+    lc = lightcurve.read_any(p)
+    assert lc.time[0] == pytest.approx(100.0 - 2167.0)
+    assert "BKJD" in lc.provenance["time_conversion"]
+
+
+def test_tables_named_and_headerless(tmp_path: Path, real_data: Path) -> None:
+    lc = lightcurve.read_any(real_data / "KIC1435467_LC.txt")
+    assert lc.time.size > 30000 and np.isnan(lc.flux_err).all()
+    p = tmp_path / "named.csv"
+    p.write_text("time,flux,flux_err\n" + "".join(f"{i},{1+i*1e-6},0.001\n" for i in range(20)))
+    assert lightcurve.read_any(p).flux_err[0] == 0.001
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("all_nan", "no finite flux with quality 0"),
+    ("wrong_dtype", "has dtype"),
+    ("truncated", "unreadable HDF5"),
+    ("not_contract", "no group '/lightcurve'"),
+    ("garbage_table", "not a readable light-curve table"),
+    ("missing", "light curve not found"),
+])
+def test_bad_light_curves(tmp_path: Path, case: str, expected: str) -> None:
+    p = tmp_path / ("x.txt" if case == "garbage_table" else "x.h5")
+    if case == "all_nan":
+        lc = make_lc()
+        lc.flux[:] = np.nan
+        lightcurve.write_file(p, lc)
+    elif case == "wrong_dtype":
+        lightcurve.write_file(p, make_lc())
+        with h5py.File(p, "a") as f:
+            del f["lightcurve/flux"]
+            f["lightcurve/flux"] = np.array([b"a"] * 500)
+    elif case == "truncated":
+        lightcurve.write_file(p, make_lc(20000))
+        p.write_bytes(p.read_bytes()[:3000])
+    elif case == "not_contract":
+        with h5py.File(p, "w") as f:
+            f["data"] = np.arange(3)
+    elif case == "garbage_table":
+        p.write_text("hello world\nthis is not\na light curve at all\n")
+    with pytest.raises(InputError) as err:
+        lightcurve.read_any(p)
+    assert str(err.value).startswith(str(p)) and expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_ingest_chunk_keeps_good_stars(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.h5", tmp_path / "bad.h5"
+    lightcurve.write_file(good, make_lc())
+    lc = make_lc()
+    lc.flux[:] = np.nan
+    lightcurve.write_file(bad, lc)
+    chunk = {"chunk_id": "chunk-0000", "stars": [
+        {"star_id": "a", "lightcurve": {"path": str(good)}, "teff": 5000.0},
+        {"star_id": "b", "lightcurve": {"path": str(bad)}},
+        {"star_id": "c", "input_error": "lc/c.h5: light curve not found"},
+    ]}
+    rc = ingest.main(["--outdir", str(tmp_path), "--observation-id", "o",
+                      "--chunk-json", json.dumps(chunk)])
+    assert rc == 0
+    with h5py.File(tmp_path / "chunk-0000.lightcurves.h5") as f:
+        st = {k: (g.attrs["status"], g.attrs["error"]) for k, g in f["stars"].items()}
+        assert st["a"] == ("ok", "")
+        assert st["b"][0] == "failed" and "no finite flux" in st["b"][1]
+        assert st["c"] == ("failed", "ingest: lc/c.h5: light curve not found")
+        assert f["stars/a"].attrs["teff"] == 5000.0
+        lightcurve.read_group(f["stars/a"], "a").validate("a")
