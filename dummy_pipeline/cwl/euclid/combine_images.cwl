@@ -1,0 +1,15 @@
+cwlVersion: v1.2
+class: CommandLineTool
+id: combine_images
+doc: "Reassemble the corrected pieces into one frame."
+hints:
+  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+requirements:
+  ResourceRequirement: {coresMin: 1, ramMin: 256}
+  ToolTimeLimit: {timelimit: 300}
+baseCommand: [python, -m, stellarflow_dummy.euclid, combine]
+inputs:
+  pieces: {type: 'File[]', inputBinding: {prefix: --pieces}}
+outputs:
+  image: {type: File, outputBinding: {glob: combined.fits}}
+  record: {type: File, outputBinding: {glob: combine_images.lineage.json}}

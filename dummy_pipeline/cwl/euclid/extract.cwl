@@ -1,0 +1,17 @@
+cwlVersion: v1.2
+class: CommandLineTool
+id: extract
+doc: "Detect sources (threshold, aperture photometry): a catalogue and a quality file."
+hints:
+  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+requirements:
+  ResourceRequirement: {coresMin: 1, ramMin: 256}
+  ToolTimeLimit: {timelimit: 300}
+baseCommand: [python, -m, stellarflow_dummy.euclid, extract]
+inputs:
+  image: {type: File, inputBinding: {prefix: --image}}
+  catalog_spec: {type: File, inputBinding: {prefix: --catalog-spec}}
+outputs:
+  catalogue: {type: File, outputBinding: {glob: catalogue.ecsv}}
+  quality: {type: File, outputBinding: {glob: quality.json}}
+  record: {type: File, outputBinding: {glob: extract.lineage.json}}

@@ -1,0 +1,426 @@
+"""`stellarflow validate-site --site PROFILE`: the Dummy Pipeline feature suite on a site profile.
+
+Every feature that must succeed runs as one sub-workflow of ONE Toil run (each Toil run has a
+fixed start/stop cost); the features that must fail run in a second Toil run at the same time.
+Each feature's outputs are then checked (products, passed-here records, lineage). If the shared
+run fails, every feature is rerun on its own so that the report names the one that broke.
+Report: one line per feature (PASS/FAIL/SKIP, duration, reason), text + JSON in
+build/validate-site/<site>-<utc>.{txt,json}; exit 0 only when nothing failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from stellarflow import sites
+from stellarflow.errors import InputError
+from stellarflow.paths import repo_root
+
+from . import IMAGE, __version__, checks, euclid
+
+HERE = Path(__file__).resolve().parents[1]  # dummy_pipeline/
+FAIL_MESSAGE = "DUMMY-PIPELINE-EXPECTED-FAILURE: this step fails on purpose"
+
+# feature -> (CWL of the feature, what it shows). Order = report order.
+FEATURES: dict[str, tuple[str | None, str]] = {
+    "euclid_example": ("cwl/euclid.cwl",
+                       "split -> scatter(dark, flat) -> combine -> extract; lineage recorded"),
+    "scatter_gather": ("features/scatter_gather.cwl", "scatter two steps over 5, gather"),
+    "nested_subworkflows": ("features/nested_subworkflows.cwl", "three levels of workflows"),
+    "conditional_pickvalue": ("features/conditional_pickvalue.cwl", "when + pickValue"),
+    "dynamic_resources": ("features/dynamic_resources.cwl",
+                          "cores/RAM read from the previous step's JSON"),
+    "tmpdir": ("features/tmpdir.cwl", "tmpdirMin + write/read back in $(runtime.tmpdir)"),
+    "retry": ("features/retry.cwl", "fails its first attempt, passes on the runner's retry"),
+    "expected_failure": ("features/expected_failures.cwl",
+                         "a step that must fail, reported with its stderr"),
+    "gpu": ("features/gpu.cwl", "CUDARequirement step, only where a GPU exists"),
+    "secondary_files": ("features/secondary_files.cwl", "product + .sha256 secondary file"),
+    "fan_out": ("features/fan_out.cwl", "large scatter (>= 200 jobs) + gather"),
+    "walltime": ("features/walltime.cwl", "long step under ToolTimeLimit; overrun killed"),
+}
+SUITE = [f for f in FEATURES if f not in ("expected_failure", "gpu")]
+FAILURE_RUN = ("expected_failure", "walltime")
+
+
+@dataclass
+class Result:
+    feature: str
+    status: str  # PASS | FAIL | SKIP
+    duration_s: float
+    reason: str = ""
+    note: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    name: str
+    returncode: int
+    wall_s: float
+    run_dir: str
+    outputs: dict[str, Any]
+    log: str = field(repr=False, default="")
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "returncode": self.returncode, "wall_s": self.wall_s,
+                "run_dir": self.run_dir}
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_yaml(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
+
+
+# ---- site facts ---------------------------------------------------------------------------
+
+def image_present(env: dict[str, str]) -> bool:
+    podman = shutil.which("podman", path=env.get("PATH"))
+    if not podman:
+        return False
+    return subprocess.run([podman, "image", "exists", IMAGE], env=env, check=False,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def gpu_status(batch_system: str) -> tuple[bool, str]:
+    """Honest detection: a GPU only counts when the site's own tools show one."""
+    if batch_system == "slurm" and shutil.which("sinfo"):
+        out = subprocess.run(["sinfo", "-h", "-o", "%G"], capture_output=True, text=True,
+                             check=False).stdout
+        if "gpu" in out:
+            return True, f"Slurm GRES: {' '.join(sorted(set(out.split())))}"
+        return False, "no GPU on this site (no gpu GRES in sinfo)"
+    nvsmi = shutil.which("nvidia-smi")
+    devs = glob.glob("/dev/nvidia[0-9]*")
+    if nvsmi and devs:
+        out = subprocess.run([nvsmi, "-L"], capture_output=True, text=True, check=False)
+        if out.returncode == 0 and "GPU" in out.stdout:
+            return True, out.stdout.strip().splitlines()[0]
+    why = "; ".join(filter(None, ["nvidia-smi not found" if not nvsmi else "",
+                                  "no /dev/nvidia* devices" if not devs else ""]))
+    return False, f"no GPU on this site ({why or 'nvidia-smi lists no GPU'})"
+
+
+# ---- runs ---------------------------------------------------------------------------------
+
+class Runner:
+    def __init__(self, site: str, work: Path, container: bool, timeout: float) -> None:
+        self.site, self.work, self.container, self.timeout = site, work, container, timeout
+        self.env = dict(os.environ)
+        self.env.update(sites.runner_path_env())
+
+    def toil(self, name: str, cwl: Path, job: dict[str, Any], extra: list[str] = ()) -> Run:
+        run_dir = self.work / "runs" / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        job_path = run_dir / "job.json"
+        job_path.write_text(json.dumps(job, indent=1))
+        inv = sites.toil_invocation(self.site, jobstore=str(run_dir / "jobstore"),
+                                    workdir=run_dir / "work", container=self.container)
+        argv = inv.argv + ["--outdir", str(run_dir / "out"), "--logFile",
+                           str(run_dir / "toil.log"), *extra, str(cwl), str(job_path)]
+        (run_dir / "command.json").write_text(json.dumps(argv))
+        env = {**self.env, **inv.env}
+        t0 = time.monotonic()
+        with open(run_dir / "runner.log", "wb") as log, open(run_dir / "outputs.json", "wb") as o:
+            proc = subprocess.Popen(argv, stdout=o, stderr=log, env=env, cwd=run_dir,
+                                    start_new_session=True)
+            try:
+                rc = proc.wait(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGTERM)
+                rc = proc.wait()
+                log.write(f"\nvalidate-site: Error: run {name} timed out after "
+                          f"{self.timeout:.0f} s\n".encode())
+        wall = round(time.monotonic() - t0, 1)
+        try:
+            outputs = json.loads((run_dir / "outputs.json").read_text() or "{}")
+        except json.JSONDecodeError:
+            outputs = {}
+        text = "".join((run_dir / n).read_text(errors="replace")
+                       for n in ("toil.log", "runner.log") if (run_dir / n).exists())
+        return Run(name, rc, wall, str(run_dir), outputs, text)
+
+
+def failure_reason(log: str) -> str:
+    """The most telling line of a failed run's log."""
+    lines = [ln.strip() for ln in log.splitlines()]
+    for keys in (("fake_module:", "euclid "), ("exceeded time limit",),
+                 ("Error", "error:", "Traceback"), ("failed", "Failed")):
+        hit = [ln for ln in lines if any(k in ln for k in keys) and "DEBUG" not in ln]
+        if hit:
+            return hit[-1][:300]
+    return (lines[-1] if lines else "no log")[:300]
+
+
+def file_obj(p: Path) -> dict[str, str]:
+    return {"class": "File", "path": str(p.resolve())}
+
+
+def write_suite(features: list[str], jobs: dict[str, dict[str, Any]], path: Path) -> dict:
+    """One workflow running each feature as a sub-workflow; inputs/outputs prefixed feature__."""
+    doc: dict[str, Any] = {
+        "cwlVersion": "v1.2", "class": "Workflow", "id": "validate_site_suite",
+        "doc": "Generated by stellarflow validate-site: every feature that must succeed.",
+        "requirements": {k: {} for k in (
+            "SubworkflowFeatureRequirement", "ScatterFeatureRequirement",
+            "InlineJavascriptRequirement", "StepInputExpressionRequirement",
+            "MultipleInputFeatureRequirement")},
+        "inputs": {}, "outputs": {}, "steps": {}}
+    job: dict[str, Any] = {}
+    for f in features:
+        cwl = HERE / FEATURES[f][0]
+        src = load_yaml(cwl)
+        for name, value in jobs[f].items():
+            decl = src["inputs"][name]
+            doc["inputs"][f"{f}__{name}"] = {"type": decl["type"] if isinstance(decl, dict)
+                                             else decl}
+            job[f"{f}__{name}"] = value
+        for name, o in src["outputs"].items():
+            entry = {"type": o["type"], "outputSource": f"{f}/{name}"}
+            if "secondaryFiles" in o:
+                entry["secondaryFiles"] = o["secondaryFiles"]
+            doc["outputs"][f"{f}__{name}"] = entry
+        doc["steps"][f] = {"run": str(cwl), "in": {n: f"{f}__{n}" for n in jobs[f]},
+                           "out": list(src["outputs"])}
+    path.write_text(json.dumps(doc, indent=1))
+    return job
+
+
+# ---- the suite ----------------------------------------------------------------------------
+
+def run_suite(args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
+    site = args.site
+    profile = sites.profile_path(site)
+    batch = str((load_yaml(profile) or {}).get("batchSystem", "single_machine"))
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_root = (args.outdir or repo_root() / "build" / "validate-site").resolve()
+    work = out_root / f"{site}-{stamp}"
+    work.mkdir(parents=True, exist_ok=True)
+    selected = [f for f in FEATURES if not args.only or f in args.only]
+    env = {**os.environ, **sites.runner_path_env()}
+    if args.no_container:
+        container, cnote = False, "none (--no-container)"
+    elif image_present(env):
+        container, cnote = True, f"{IMAGE} (podman)"
+    else:
+        container, cnote = False, (f"none: image {IMAGE} not built (run `make images`); "
+                                   "fell back to --no-container")
+    info: dict[str, Any] = {
+        "site": site, "profile": str(profile), "batch_system": batch, "containers": cnote,
+        "started_utc": utc_now(), "work_dir": str(work), "dummy_pipeline": __version__,
+        "fan_out_jobs": args.fan_out, "broken_on_purpose": sorted(args.break_ or []),
+        "runs": []}
+    log = print if not args.quiet else (lambda *a, **k: None)
+    log(f"validate-site: site {site} ({profile.name}, {batch}); containers: {cnote}",
+        file=sys.stderr)
+    inputs = euclid.make_inputs(work / "inputs" / "euclid")
+    attempt_dir = work / "attempts"
+    attempt_dir.mkdir(exist_ok=True)
+    jobs: dict[str, dict[str, Any]] = {
+        "euclid_example": {"raw": file_obj(inputs["raw"]), "dark": file_obj(inputs["dark"]),
+                           "flat": file_obj(inputs["flat"]),
+                           "catalog_spec": file_obj(inputs["spec"])},
+        "retry": {"attempt_dir": str(attempt_dir), "attempt_key": "suite"},
+        "fan_out": {"indexes": list(range(args.fan_out))},
+        "walltime": {"sleep": args.walltime_sleep},
+    }
+    ctx = checks.Ctx(expect=checks.Expect(set(args.break_ or [])), inputs=inputs,
+                     fan_out=args.fan_out, walltime_sleep=args.walltime_sleep,
+                     retry_counter=attempt_dir / "suite.attempts")
+    runner = Runner(site, work, container, args.timeout)
+    t0 = time.monotonic()
+
+    # The must-fail run goes alongside the suite: it is mostly waiting (a 4 s time limit, x2).
+    failure_box: dict[str, Run] = {}
+    need_failure_run = any(f in selected for f in FAILURE_RUN)
+
+    def failure_run() -> None:
+        failure_box["run"] = runner.toil("expected_failures", HERE / FEATURES[
+            "expected_failure"][0], {"message": FAIL_MESSAGE})
+
+    th = threading.Thread(target=failure_run, daemon=True) if need_failure_run else None
+    if th:
+        th.start()
+    suite_features = [f for f in SUITE if f in selected]
+    results: dict[str, Result] = {}
+    suite_run = None
+    if suite_features:
+        log(f"validate-site: running {len(suite_features)} features in one Toil run "
+            f"({args.fan_out}-job fan-out included)" if "fan_out" in suite_features else "",
+            file=sys.stderr)
+        job = write_suite(suite_features, {f: jobs.get(f, {}) for f in suite_features},
+                          work / "suite.cwl")
+        suite_run = runner.toil("suite", work / "suite.cwl", job)
+        info["runs"].append(suite_run.summary())
+    if th:
+        th.join()
+        fr = failure_box["run"]
+        info["runs"].append(fr.summary())
+        ctx.failure_run = {"returncode": fr.returncode, "log": fr.log}
+
+    def judge(feature: str, outputs: dict[str, Any], run: Run) -> Result:
+        ctx.log_text = lambda: run.log
+        try:
+            v = checks.CHECKS[feature](outputs, ctx)
+        except checks.Mismatch as exc:
+            return Result(feature, "FAIL", run.wall_s, reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a broken product is a FAIL with its reason
+            return Result(feature, "FAIL", run.wall_s, reason=f"{type(exc).__name__}: {exc}")
+        return Result(feature, "PASS", v.duration_s if v.duration_s is not None else run.wall_s,
+                      note=v.note, details=v.details)
+
+    if suite_run is not None and suite_run.returncode == 0:
+        for f in suite_features:
+            outs = {k.split("__", 1)[1]: v for k, v in suite_run.outputs.items()
+                    if k.startswith(f + "__")}
+            results[f] = judge(f, outs, suite_run)
+    elif suite_run is not None:
+        # Find which feature broke the shared run: each on its own.
+        log(f"validate-site: the shared run failed ({failure_reason(suite_run.log)}); "
+            "rerunning each feature alone", file=sys.stderr)
+        for f in suite_features:
+            job = dict(jobs.get(f, {}))
+            if f == "retry":
+                job["attempt_key"] = "alone"
+                ctx.retry_counter = attempt_dir / "alone.attempts"
+            r = runner.toil(f"alone-{f}", HERE / FEATURES[f][0], job)
+            info["runs"].append(r.summary())
+            if r.returncode != 0:
+                results[f] = Result(f, "FAIL", r.wall_s, reason=f"run failed (exit "
+                                    f"{r.returncode}): {failure_reason(r.log)}")
+            else:
+                results[f] = judge(f, r.outputs, r)
+
+    if "expected_failure" in selected:
+        fr = failure_box["run"]
+        try:
+            v = checks.check_expected_failure(ctx, FAIL_MESSAGE)
+            results["expected_failure"] = Result("expected_failure", "PASS", fr.wall_s,
+                                                 note=v.note, details=v.details)
+        except checks.Mismatch as exc:
+            results["expected_failure"] = Result("expected_failure", "FAIL", fr.wall_s,
+                                                 reason=str(exc))
+    if "gpu" in selected:
+        results["gpu"] = gpu_feature(runner, batch, info)
+    results = {f: results[f] for f in FEATURES if f in results}
+    info["finished_utc"] = utc_now()
+    info["total_s"] = round(time.monotonic() - t0, 1)
+    return list(results.values()), info
+
+
+def gpu_feature(runner: Runner, batch: str, info: dict[str, Any]) -> Result:
+    present, why = gpu_status(batch)
+    cwl = HERE / FEATURES["gpu"][0]
+    t0 = time.monotonic()
+    if not present:
+        # Never claim it ran; but the step's CWL must at least be valid for when a GPU comes.
+        v = subprocess.run(["cwltool", "--enable-ext", "--validate", str(cwl)], env=runner.env,
+                           capture_output=True, text=True, check=False)
+        if v.returncode != 0:
+            return Result("gpu", "FAIL", round(time.monotonic() - t0, 1),
+                          reason=f"gpu.cwl does not validate: {failure_reason(v.stderr)}")
+        return Result("gpu", "SKIP", 0.0, reason=why, note="gpu.cwl validated, not run")
+    r = runner.toil("gpu", cwl, {}, extra=["--enable-ext"])
+    info["runs"].append(r.summary())
+    if r.returncode != 0:
+        return Result("gpu", "FAIL", r.wall_s, reason=failure_reason(r.log))
+    try:
+        own = checks.records(checks.local_path(r.outputs.get("product"), "product"))[-1]
+    except checks.Mismatch as exc:
+        return Result("gpu", "FAIL", r.wall_s, reason=str(exc))
+    if not own.get("gpu"):
+        return Result("gpu", "FAIL", r.wall_s, reason="the step did not see a GPU")
+    return Result("gpu", "PASS", r.wall_s, note=f"ran on {own['gpu']} ({why})")
+
+
+# ---- report -------------------------------------------------------------------------------
+
+def render(results: list[Result], info: dict[str, Any]) -> str:
+    lines = [f"stellarflow validate-site: site {info['site']} ({Path(info['profile']).name}, "
+             f"batch system {info['batch_system']}), {info['started_utc']}",
+             f"containers: {info['containers']}",
+             "runs: " + "; ".join(f"{r['name']} {r['wall_s']:.1f} s (exit {r['returncode']})"
+                                  for r in info["runs"])]
+    if info["broken_on_purpose"]:
+        lines.append(f"NOTE: wrong expectations injected on purpose for: "
+                     f"{', '.join(info['broken_on_purpose'])}")
+    width = max(len(r.feature) for r in results) if results else 10
+    for r in results:
+        tail = r.reason if r.status != "PASS" else r.note
+        if r.status == "SKIP" and r.note:
+            tail = f"{r.reason} ({r.note})"
+        lines.append(f"{r.status:<4}  {r.feature:<{width}}  {r.duration_s:7.1f} s  {tail}")
+    counts = {s: sum(r.status == s for r in results) for s in ("PASS", "FAIL", "SKIP")}
+    verdict = "OK" if counts["FAIL"] == 0 else "FAILED"
+    lines.append(f"{len(results)} features: {counts['PASS']} PASS, {counts['FAIL']} FAIL, "
+                 f"{counts['SKIP']} SKIP in {info['total_s']:.1f} s -> {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="stellarflow validate-site", description=__doc__)
+    p.add_argument("--site", default="local", help="site profile from jobstore_config/")
+    p.add_argument("--no-container", action="store_true",
+                   help="run the fake modules in the venv, not in their image")
+    p.add_argument("--outdir", type=Path, default=None,
+                   help="where the report and run folders go (default build/validate-site)")
+    p.add_argument("--only", type=lambda s: [x.strip() for x in s.split(",") if x.strip()],
+                   help=f"comma-separated subset of: {', '.join(FEATURES)}")
+    p.add_argument("--fan-out", type=int, default=200,
+                   help="scattered jobs in the fan-out feature (default 200)")
+    p.add_argument("--walltime-sleep", type=float, default=5.0, help=argparse.SUPPRESS)
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per Toil run")
+    p.add_argument("--break", dest="break_", action="append", metavar="FEATURE",
+                   help="inject a wrong expected result into FEATURE (proves FAIL is reported)")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--list", action="store_true", help="list the features and exit")
+    p.add_argument("--debug", action="store_true")
+    args = p.parse_args(argv)
+    for name in (args.only or []) + (args.break_ or []):
+        if name not in FEATURES:
+            raise InputError(None, f"unknown feature {name!r}; features: {', '.join(FEATURES)}")
+    if args.fan_out < 1:
+        raise InputError(None, f"--fan-out must be >= 1, got {args.fan_out}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.list:
+        for f, (cwl, doc) in FEATURES.items():
+            print(f"{f:<22} {doc}  [{cwl}]")
+        return 0
+    results, info = run_suite(args)
+    text = render(results, info)
+    base = Path(info["work_dir"])
+    report = {**info, "ok": all(r.status != "FAIL" for r in results),
+              "features": [asdict(r) for r in results]}
+    base.with_suffix(".txt").write_text(text)
+    base.with_suffix(".json").write_text(json.dumps(report, indent=1, default=str))
+    print(json.dumps(report, indent=1, default=str) if args.json else text, end="")
+    if not args.json:
+        print(f"report: {base.with_suffix('.txt')} (+ .json)")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
