@@ -194,6 +194,15 @@ def check_images(cwl_files: Iterable[Path]) -> list[str]:
     return sorted(used)
 
 
+def missing_images_error(*cwl_files: Path) -> str | None:
+    """The one-line problem if an image the CWL files need is missing, else None."""
+    try:
+        check_images(cwl_files)
+    except MissingImageError as exc:
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m stellarflow.images",
