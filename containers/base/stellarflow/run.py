@@ -102,6 +102,8 @@ def run_job(
     """
     outdir = Path(outdir).resolve()
     cwl = workflow_path(workflow)
+    if runner == "toil":
+        sites.profile_path(site)  # an unknown site fails before anything is written
     if container:
         from .images import missing_images_error
 
