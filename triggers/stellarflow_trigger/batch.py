@@ -6,7 +6,8 @@ k > 1 manifests is observation ``batch-<run id>``; star ids are rewritten ``m<k>
 injective mapping kept in the run's batch.json. After the run, the catalogue is split back per
 manifest (original star ids restored) into OUTDIR/<observation_id>/catalogue.ecsv, per-star
 products named after a star id move with their star (renamed back), and run-wide files (the report)
-are copied into every observation's folder under a ``batch-`` prefix.
+get a per-observation report.html (the catalogue module's write_report); any other run-wide file
+is copied into every observation's folder under a ``batch-`` prefix.
 """
 
 from __future__ import annotations
@@ -70,9 +71,16 @@ def _owner(name: str, ids: dict[str, tuple[int, str]]) -> tuple[int, str, str] |
     return k, orig, orig + name[len(bid):]
 
 
+def _unmap(text: str, star_ids: dict[str, str]) -> str:
+    for bid in sorted(star_ids, key=len, reverse=True):
+        text = text.replace(bid, star_ids[bid])
+    return text
+
+
 def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     """Write per-observation folders split_dir/<observation_id>/ from a merged run's outputs."""
-    from astropy.table import Table
+    from stellarflow.modules.catalogue import write_report
+    from stellarflow.products import read_catalogue
 
     members = batch["members"]
     ids = {bid: (k, orig) for k, m in enumerate(members) for bid, orig in m["star_ids"].items()}
@@ -83,17 +91,22 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
         (tmp / m["observation_id"]).mkdir(parents=True)
     catalogue = final / "catalogue.ecsv"
     if catalogue.exists():
-        table = Table.read(catalogue, format="ascii.ecsv")
+        table = read_catalogue(catalogue)
         col = [str(s) for s in table["star_id"]]
         for m in members:
             rows = [i for i, s in enumerate(col) if s in m["star_ids"]]
             sub = table[rows]
             sub["star_id"] = [m["star_ids"][col[i]] for i in rows]
+            if "error" in sub.colnames:  # messages may name the star by its batch id
+                sub["error"] = [_unmap(str(e), m["star_ids"]) for e in sub["error"]]
             sub.meta = dict(table.meta)
             sub.meta["observation_id"] = m["observation_id"]
-            sub.write(tmp / m["observation_id"] / "catalogue.ecsv", format="ascii.ecsv")
+            sub.meta["merged_run"] = batch["observation_id"]
+            folder = tmp / m["observation_id"]
+            sub.write(folder / "catalogue.ecsv", format="ascii.ecsv")
+            write_report(folder / "report.html", sub, m["observation_id"])
     for entry in sorted(final.iterdir()):
-        if entry.name == "catalogue.ecsv":
+        if entry.name in ("catalogue.ecsv", "report.html"):
             continue
         owner = _owner(entry.name, ids)
         if owner is not None:

@@ -85,11 +85,23 @@ def attempt(args: argparse.Namespace) -> dict[str, Any]:
         restart = args.mode == "restart"
         if not restart and (run_dir / "jobstore").exists():
             shutil.rmtree(run_dir / "jobstore")  # a clean start needs a fresh job store
+        kwargs = dict(observation_id=obs, outdir=run_dir / "final",
+                      workflow=batch.get("workflow", "sas"), site=args.site,
+                      container=not args.no_container, run_dir=run_dir, restart=restart,
+                      extra_args=list(args.toil_arg or []))
         try:
-            run_job(batch["job"], observation_id=obs, outdir=run_dir / "final",
-                    workflow=batch.get("workflow", "sas"), site=args.site,
-                    container=not args.no_container, run_dir=run_dir, restart=restart,
-                    extra_args=list(args.toil_arg or []))
+            try:
+                run_job(batch["job"], **kwargs)
+            except RunError as exc:
+                # toil-cwl-runner 9.6 wants WORKFLOW and JOB positionals even with --restart;
+                # give them when the runner asked for them (run_job omits them on restart).
+                if not (restart and "arguments are required" in str(exc)):
+                    raise
+                from stellarflow.paths import workflow_path
+
+                kwargs["extra_args"] += [str(workflow_path(kwargs["workflow"])),
+                                         str(run_dir / "job.json")]
+                run_job(batch["job"], **kwargs)
         except (RunError, InputError) as exc:
             log = run_dir / "runner.log"
             text = log.read_text(errors="replace") if log.exists() else ""

@@ -180,11 +180,10 @@ class Service:
     # -- duplicates and finalizing -------------------------------------------------------
     def settle_duplicates(self) -> None:
         for row in self.ledger.all(
-                "SELECT d.id, d.name, o.state AS ostate FROM manifests d JOIN manifests o "
+                "SELECT d.id, d.name, o.outcome AS orig_outcome FROM manifests d JOIN manifests o "
                 "ON d.duplicate_of=o.id WHERE d.state='duplicate' AND o.state IN "
                 "('done','failed','finalizing')"):
-            orig_outcome = self.ledger.one("SELECT outcome FROM manifests m JOIN manifests d "
-                                           "ON d.duplicate_of=m.id WHERE d.id=?", row["id"])[0]
+            orig_outcome = row["orig_outcome"]
             with self.ledger.tx() as db:
                 self.ledger.update(db, "manifests", row["id"], state="finalizing",
                                    outcome=orig_outcome,
