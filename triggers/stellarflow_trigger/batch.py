@@ -79,6 +79,9 @@ def _unmap(text: str, star_ids: dict[str, str]) -> str:
 
 def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     """Write per-observation folders split_dir/<observation_id>/ from a merged run's outputs."""
+    import numpy as np
+    from astropy.table import MaskedColumn
+
     from stellarflow.modules.catalogue import write_report
     from stellarflow.products import read_catalogue
 
@@ -98,7 +101,11 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
             sub = table[rows]
             sub["star_id"] = [m["star_ids"][col[i]] for i in rows]
             if "error" in sub.colnames:  # messages may name the star by its batch id
-                sub["error"] = [_unmap(str(e), m["star_ids"]) for e in sub["error"]]
+                errs = [None if e is np.ma.masked else _unmap(str(e), m["star_ids"])
+                        for e in sub["error"]]
+                sub["error"] = MaskedColumn([e or "" for e in errs],
+                                            mask=[e is None for e in errs],
+                                            description=sub["error"].description)
             sub.meta = dict(table.meta)
             sub.meta["observation_id"] = m["observation_id"]
             sub.meta["merged_run"] = batch["observation_id"]
