@@ -1,0 +1,182 @@
+"""Real Slurm (scripts/slurm-cluster, single node): workflows through --site slurm (one Slurm job
+per Toil job) and --site slurm-pilot (one allocation), the GPU routing on the sbatch line, and
+(slow) pilot vs per-job on 100+ jobs, a job killed by its time limit, slurmd killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, runner_env
+from scheduler_support import (
+    SCATTER,
+    batch_ids_from_log,
+    cluster_up,
+    joined_indices,
+    run_cwl,
+    sacct_completion,
+    scatter_inputs,
+    slurm_jobs_in,
+)
+
+from stellarflow import sites
+
+pytestmark = pytest.mark.slurm
+DATA = REPO / "tests" / "data" / "scheduler"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """Start the local cluster if it is not up (CI: `make test` needs nothing else)."""
+    return cluster_up("slurm-cluster")
+
+
+def test_cluster_status(slurm_cluster):
+    p = subprocess.run([str(REPO / "scripts" / "slurm-cluster"), "status"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "node localhost idle" in p.stdout or "node localhost mix" in p.stdout or \
+        "node localhost alloc" in p.stdout
+    assert sites.slurm_problem() is None
+
+
+def test_scatter_runs_as_slurm_jobs(slurm_cluster, tmp_path):
+    """4 scatter jobs + the gather: each one a Slurm job, in the scheduler's own records."""
+    run = run_cwl("slurm", tmp_path / "run", SCATTER, scatter_inputs(4))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert joined_indices(run) == [0, 1, 2, 3]
+    jobs = slurm_jobs_in(run.run_dir)
+    names = sorted(j["Name"] for j in jobs)
+    assert len([n for n in names if n.endswith(".echo_one")]) == 4, names
+    assert any(".gather." in n for n in names), names
+    assert all(j["JobState"] == "COMPLETED" and j["ExitCode"] == "0:0" for j in jobs), jobs
+    assert all(n.startswith("toil_job_") for n in names)
+    # The same jobs through sacct (-c: the completion log; full accounting needs slurmdbd).
+    ids = batch_ids_from_log(run)
+    assert sorted(ids) == sorted(j["JobId"] for j in jobs)
+    out = sacct_completion(ids)
+    assert out.count("COMPLETED") >= len(ids), out
+
+
+def test_pilot_runs_everything_in_one_allocation(slurm_cluster, tmp_path):
+    run = run_cwl("slurm-pilot", tmp_path / "run", SCATTER, scatter_inputs(4))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert joined_indices(run) == [0, 1, 2, 3]
+    jobs = slurm_jobs_in(run.run_dir)
+    assert [j["Name"] for j in jobs] == ["stellarflow-pilot"], jobs
+    assert jobs[0]["JobState"] == "COMPLETED" and jobs[0]["ProcCnt"] == "2"
+    assert "pilot: Slurm job" in run.stderr
+    # Toil ran single_machine inside it: no job of its own went to Slurm.
+    assert batch_ids_from_log(run) == []
+
+
+def test_pilot_failure_exit_code_comes_back(slurm_cluster, tmp_path):
+    p = subprocess.run(["python", "-m", "stellarflow.pilot", "--chdir", str(tmp_path),
+                        "--time=2", "--", "sh", "-c", "echo out; echo oops >&2; exit 3"],
+                       env=runner_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3
+    assert p.stdout == "out\n" and "oops" in p.stderr
+
+
+def test_gpu_step_sbatch_line_carries_gres(slurm_cluster, tmp_path):
+    """A CUDARequirement step goes to the profile's GPU partition with --gres=gpu:1. This cluster
+    has no GPU, so Slurm refuses the submission: the refused sbatch line is the evidence."""
+    inv = sites.toil_invocation("slurm", jobstore=str(tmp_path / "js"), workdir=tmp_path / "w",
+                                container=False)
+    env = runner_env()
+    env.update(sites.runner_path_env())
+    env.update(inv.env)
+    proc = subprocess.Popen(inv.command + [str(DATA / "gpu_step.cwl")], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    line, deadline = "", time.monotonic() + 240
+    try:
+        assert proc.stderr is not None
+        for text in proc.stderr:
+            if "'sbatch'" in text and "gpu_step" in text:
+                line = text
+                break
+            if time.monotonic() > deadline:
+                break
+    finally:
+        # Toil keeps retrying the refused submission (and ignores SIGTERM while it waits).
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert "'--gres=gpu:1'" in line and "'--partition=gpu'" in line, line
+
+
+# --- slow: pilot vs per-job, failures -----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_pilot_vs_per_job_on_100_jobs(slurm_cluster, tmp_path):
+    n = 100
+    per_job = run_cwl("slurm", tmp_path / "per-job", SCATTER, scatter_inputs(n), timeout=3600)
+    assert per_job.returncode == 0, per_job.stderr[-3000:]
+    pilot = run_cwl("slurm-pilot", tmp_path / "pilot", SCATTER, scatter_inputs(n), timeout=3600)
+    assert pilot.returncode == 0, pilot.stderr[-3000:]
+    assert joined_indices(per_job) == joined_indices(pilot) == list(range(n))
+    slurm_jobs = slurm_jobs_in(per_job.run_dir)
+    assert len(slurm_jobs) == n + 1
+    assert [j["Name"] for j in slurm_jobs_in(pilot.run_dir)] == ["stellarflow-pilot"]
+    figures = {"jobs": n + 1, "per_job_wall_s": round(per_job.wall_s, 1),
+               "pilot_wall_s": round(pilot.wall_s, 1),
+               "per_job_s_per_job": round(per_job.wall_s / (n + 1), 2),
+               "pilot_s_per_job": round(pilot.wall_s / (n + 1), 2),
+               "slurm_jobs_per_job_mode": len(slurm_jobs), "slurm_jobs_pilot_mode": 1}
+    out = REPO / "build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pilot_vs_per_job.json").write_text(json.dumps(figures, indent=1))
+    print("pilot vs per-job:", json.dumps(figures))
+
+
+@pytest.mark.slow
+def test_job_killed_by_time_limit_is_retried_then_reported(slurm_cluster, tmp_path):
+    """slurmTime 1 min, the step sleeps 5 min: Slurm kills it (TIMEOUT) on every attempt; the run
+    fails naming the step, with its stderr tail, after retryCount + 1 Slurm jobs."""
+    run = run_cwl("slurm", tmp_path / "run", DATA / "sleep_step.cwl", ["--seconds", "300"],
+                  extra=["--slurmTime", "0:1:00", "--retryCount", "1"], timeout=1200)
+    assert run.returncode != 0
+    jobs = slurm_jobs_in(run.run_dir)
+    states = [j["JobState"] for j in jobs if "sleepy_step" in j["Name"]]
+    assert states.count("TIMEOUT") == 2, jobs
+    assert "sleepy_step" in run.log
+    assert "sleepy_step starting, will sleep 300 s" in run.log  # the step's stderr tail
+
+
+@pytest.mark.slow
+def test_run_survives_slurmd_restart(slurm_cluster, tmp_path):
+    """Kill slurmd while jobs run, start it again: running steps finish, the run completes."""
+    pidfile = REPO / "build" / "slurm" / "run" / "slurmd.pid"
+    inv_dir = tmp_path / "run"
+    env = runner_env()
+    env.update(sites.runner_path_env())
+    inv = sites.toil_invocation("slurm", jobstore=str(inv_dir / "jobstore"),
+                                workdir=inv_dir / "work", container=False)
+    inv_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(inv.command + ["--outdir", str(inv_dir / "out"), "--logFile",
+                                           str(inv_dir / "toil.log"), str(SCATTER),
+                                           *scatter_inputs(8)],
+                            cwd=inv_dir, env={**env, **inv.env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and "queued as job" not in _read(inv_dir / "toil.log"):
+        time.sleep(1)
+    if not pidfile.exists():
+        proc.kill()
+        pytest.skip("slurmd was not started by this checkout's scripts/slurm-cluster")
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    time.sleep(5)
+    cluster_up("slurm-cluster")  # restarts slurmd
+    assert proc.wait(timeout=1200) == 0, _read(inv_dir / "toil.log")[-3000:]
+    assert sorted(int(x.split()[1]) for x in (inv_dir / "out" / "joined.txt").read_text()
+                  .splitlines()) == list(range(8))
+
+
+def _read(p: Path) -> str:
+    return p.read_text(errors="replace") if p.exists() else ""
