@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO, runner_env
 
 from stellarflow import sites
+
+from conftest import REPO, runner_env
 
 SCATTER = REPO / "tests" / "data" / "scheduler" / "scatter.cwl"
 

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, runner_env
 
 from stellarflow import sites
 from stellarflow.errors import RunError
+
+from conftest import REPO, runner_env
 
 PROFILES = ["local", "slurm", "slurm-pilot", "grid_engine", "torque", "htcondor", "lsf",
             "kubernetes", "mesos"]

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, runner_env
 from scheduler_support import (
     SCATTER,
     batch_ids_from_log,
@@ -25,6 +24,8 @@ from scheduler_support import (
 )
 
 from stellarflow import sites
+
+from conftest import REPO, runner_env
 
 pytestmark = pytest.mark.slurm
 DATA = REPO / "tests" / "data" / "scheduler"
