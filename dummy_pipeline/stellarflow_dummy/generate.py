@@ -55,7 +55,7 @@ def tool(spec: dict[str, Any]) -> dict[str, Any]:
             entry["default"] = p["default"]
         inputs[p["name"]] = entry
     inputs.update({
-        "cores": {"type": "float", "default": res["cores"],
+        "cores": {"type": ["int", "float"], "default": res["cores"],
                   "doc": "cores requested (ResourceRequirement coresMin)"},
         "ram_mb": {"type": "int", "default": res["ram_mb"], "doc": "RAM requested, MiB"},
         "tmpdir_mb": {"type": "int", "default": res["tmpdir_mb"]},
@@ -78,11 +78,22 @@ def tool(spec: dict[str, Any]) -> dict[str, Any]:
         entry = {"type": "File", "outputBinding": {"glob": o["file"]}}
         if o["file"].endswith(".h5"):
             entry["format"] = "edam:format_3590"
+        else:
+            # Each field of a JSON output is also an output of its own, read from the file
+            # inside the step (Toil does not carry a File's loaded contents between steps).
+            ptype = {p["name"]: CWL_TYPES[p["type"]] for p in spec["parameters"]}
+            for fld in o.get("fields", []):
+                outputs[f"{o['name']}_{fld}"] = {"type": ptype[fld], "outputBinding": {
+                    "glob": o["file"], "loadContents": True,
+                    "outputEval": f"$(JSON.parse(self[0].contents).{fld})"}}
         if o.get("sidecar"):
             entry["secondaryFiles"] = [f".{o['sidecar']}"]
         outputs[o["name"]] = entry
     outputs["log"] = {"type": "stdout"}
+    requirements_js = any(o["file"].endswith(".json") and o.get("fields")
+                          for o in spec["outputs"])
     requirements: dict[str, Any] = {
+        **({"InlineJavascriptRequirement": {}} if requirements_js else {}),
         "InitialWorkDirRequirement": {"listing": [{
             "entryname": "fake_module_spec.json",
             "entry": json.dumps(spec, sort_keys=True).replace("$(", "\\$(").replace("${", "\\${"),

@@ -87,7 +87,7 @@ def utc_now() -> str:
 
 
 def load_yaml(path: Path) -> Any:
-    return YAML(typ="safe").load(path.read_text())
+    return json.loads(json.dumps(YAML(typ="rt").load(path.read_text())))
 
 
 # ---- site facts ---------------------------------------------------------------------------
@@ -126,6 +126,14 @@ class Runner:
         self.site, self.work, self.container, self.timeout = site, work, container, timeout
         self.env = dict(os.environ)
         self.env.update(sites.runner_path_env())
+        self.live: set[subprocess.Popen] = set()
+
+    def stop_all(self) -> None:
+        """Stop every Toil run still going (Toil stops its own workers on SIGTERM)."""
+        for proc in list(self.live):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
 
     def toil(self, name: str, cwl: Path, job: dict[str, Any], extra: list[str] = ()) -> Run:
         run_dir = self.work / "runs" / name
@@ -142,13 +150,16 @@ class Runner:
         with open(run_dir / "runner.log", "wb") as log, open(run_dir / "outputs.json", "wb") as o:
             proc = subprocess.Popen(argv, stdout=o, stderr=log, env=env, cwd=run_dir,
                                     start_new_session=True)
+            self.live.add(proc)
             try:
                 rc = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGTERM)  # Toil stops its own workers on SIGTERM
                 rc = proc.wait()
                 log.write(f"\nvalidate-site: Error: run {name} timed out after "
                           f"{self.timeout:.0f} s\n".encode())
+            finally:
+                self.live.discard(proc)
         wall = round(time.monotonic() - t0, 1)
         try:
             outputs = json.loads((run_dir / "outputs.json").read_text() or "{}")
@@ -160,14 +171,26 @@ class Runner:
 
 
 def failure_reason(log: str) -> str:
-    """The most telling line of a failed run's log."""
-    lines = [ln.strip() for ln in log.splitlines()]
+    """The most telling line of a failed run's log (with its wrapped continuation lines)."""
+    raw = log.splitlines()
+    keep = [i for i, ln in enumerate(raw)
+            if "on purpose" not in ln and "[D]" not in ln and not ln.strip().startswith("raise")]
     for keys in (("fake_module:", "euclid "), ("exceeded time limit",),
-                 ("Error", "error:", "Traceback"), ("failed", "Failed")):
-        hit = [ln for ln in lines if any(k in ln for k in keys) and "DEBUG" not in ln]
+                 ("Error", "error:", "Exception"), ("failed", "Failed")):
+        hit = [i for i in keep if any(k in raw[i] for k in keys)]
         if hit:
-            return hit[-1][:300]
-    return (lines[-1] if lines else "no log")[:300]
+            i = hit[-1]
+            text = raw[i].strip()
+            # schema-salad wraps a message ending in ':' over many lines: join them back
+            for nxt in raw[i + 1:i + 40] if text.endswith(":") else []:
+                part = nxt.strip()
+                if not part:
+                    continue
+                if part.startswith(("[20", "File ", "Traceback")):
+                    break
+                text += " " + part.split(": ", 1)[-1] if part[:1] in "./" else " " + part
+            return " ".join(text.split())[:300]
+    return (raw[-1].strip() if raw else "no log")[:300]
 
 
 def file_obj(p: Path) -> dict[str, str]:
@@ -206,80 +229,92 @@ def write_suite(features: list[str], jobs: dict[str, dict[str, Any]], path: Path
 
 # ---- the suite ----------------------------------------------------------------------------
 
-def run_suite(args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
-    site = args.site
-    profile = sites.profile_path(site)
-    batch = str((load_yaml(profile) or {}).get("batchSystem", "single_machine"))
-    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out_root = (args.outdir or repo_root() / "build" / "validate-site").resolve()
-    work = out_root / f"{site}-{stamp}"
-    work.mkdir(parents=True, exist_ok=True)
-    selected = [f for f in FEATURES if not args.only or f in args.only]
-    env = {**os.environ, **sites.runner_path_env()}
-    if args.no_container:
-        container, cnote = False, "none (--no-container)"
-    elif image_present(env):
-        container, cnote = True, f"{IMAGE} (podman)"
-    else:
-        container, cnote = False, (f"none: image {IMAGE} not built (run `make images`); "
-                                   "fell back to --no-container")
-    info: dict[str, Any] = {
-        "site": site, "profile": str(profile), "batch_system": batch, "containers": cnote,
-        "started_utc": utc_now(), "work_dir": str(work), "dummy_pipeline": __version__,
-        "fan_out_jobs": args.fan_out, "broken_on_purpose": sorted(args.break_ or []),
-        "runs": []}
-    log = print if not args.quiet else (lambda *a, **k: None)
-    log(f"validate-site: site {site} ({profile.name}, {batch}); containers: {cnote}",
-        file=sys.stderr)
-    inputs = euclid.make_inputs(work / "inputs" / "euclid")
-    attempt_dir = work / "attempts"
-    attempt_dir.mkdir(exist_ok=True)
-    jobs: dict[str, dict[str, Any]] = {
-        "euclid_example": {"raw": file_obj(inputs["raw"]), "dark": file_obj(inputs["dark"]),
-                           "flat": file_obj(inputs["flat"]),
-                           "catalog_spec": file_obj(inputs["spec"])},
-        "retry": {"attempt_dir": str(attempt_dir), "attempt_key": "suite"},
-        "fan_out": {"indexes": list(range(args.fan_out))},
-        "walltime": {"sleep": args.walltime_sleep},
-    }
-    ctx = checks.Ctx(expect=checks.Expect(set(args.break_ or [])), inputs=inputs,
-                     fan_out=args.fan_out, walltime_sleep=args.walltime_sleep,
-                     retry_counter=attempt_dir / "suite.attempts")
-    runner = Runner(site, work, container, args.timeout)
-    t0 = time.monotonic()
+class Validation:
+    """One validate-site run: inputs, the shared run, the must-fail run, the checks."""
 
-    # The must-fail run goes alongside the suite: it is mostly waiting (a 4 s time limit, x2).
-    failure_box: dict[str, Run] = {}
-    need_failure_run = any(f in selected for f in FAILURE_RUN)
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.site = args.site
+        profile = sites.profile_path(self.site)
+        self.batch = str((load_yaml(profile) or {}).get("batchSystem", "single_machine"))
+        stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out_root = (args.outdir or repo_root() / "build" / "validate-site").resolve()
+        self.work = out_root / f"{self.site}-{stamp}"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.selected = [f for f in FEATURES if not args.only or f in args.only]
+        env = {**os.environ, **sites.runner_path_env()}
+        if args.no_container:
+            container, cnote = False, "none (--no-container)"
+        elif image_present(env):
+            container, cnote = True, f"{IMAGE} (podman)"
+        else:
+            container, cnote = False, (f"none: image {IMAGE} not built (run `make images`); "
+                                       "fell back to --no-container")
+        self.info: dict[str, Any] = {
+            "site": self.site, "profile": str(profile), "batch_system": self.batch,
+            "containers": cnote, "started_utc": utc_now(), "work_dir": str(self.work),
+            "dummy_pipeline": __version__, "fan_out_jobs": args.fan_out,
+            "broken_on_purpose": sorted(args.break_ or []), "runs": []}
+        self.runner = Runner(self.site, self.work, container, args.timeout)
+        self.attempt_dir = self.work / "attempts"
+        self.results: dict[str, Result] = {}
 
-    def failure_run() -> None:
-        failure_box["run"] = runner.toil("expected_failures", HERE / FEATURES[
-            "expected_failure"][0], {"message": FAIL_MESSAGE})
+    def say(self, msg: str) -> None:
+        if not self.args.quiet:
+            print(f"validate-site: {msg}", file=sys.stderr, flush=True)
 
-    th = threading.Thread(target=failure_run, daemon=True) if need_failure_run else None
-    if th:
-        th.start()
-    suite_features = [f for f in SUITE if f in selected]
-    results: dict[str, Result] = {}
-    suite_run = None
-    if suite_features:
-        log(f"validate-site: running {len(suite_features)} features in one Toil run "
-            f"({args.fan_out}-job fan-out included)" if "fan_out" in suite_features else "",
-            file=sys.stderr)
-        job = write_suite(suite_features, {f: jobs.get(f, {}) for f in suite_features},
-                          work / "suite.cwl")
-        suite_run = runner.toil("suite", work / "suite.cwl", job)
-        info["runs"].append(suite_run.summary())
-    if th:
-        th.join()
-        fr = failure_box["run"]
-        info["runs"].append(fr.summary())
-        ctx.failure_run = {"returncode": fr.returncode, "log": fr.log}
+    def prepare(self) -> None:
+        inputs = euclid.make_inputs(self.work / "inputs" / "euclid")
+        self.attempt_dir.mkdir(exist_ok=True)
+        self.jobs: dict[str, dict[str, Any]] = {
+            "euclid_example": {"raw": file_obj(inputs["raw"]), "dark": file_obj(inputs["dark"]),
+                               "flat": file_obj(inputs["flat"]),
+                               "catalog_spec": file_obj(inputs["spec"])},
+            "retry": {"attempt_dir": str(self.attempt_dir), "attempt_key": "suite"},
+            "fan_out": {"indexes": list(range(self.args.fan_out))},
+            "walltime": {"sleep": self.args.walltime_sleep},
+        }
+        self.ctx = checks.Ctx(expect=checks.Expect(set(self.args.break_ or [])), inputs=inputs,
+                              fan_out=self.args.fan_out, walltime_sleep=self.args.walltime_sleep,
+                              retry_counter=self.attempt_dir / "suite.attempts")
 
-    def judge(feature: str, outputs: dict[str, Any], run: Run) -> Result:
-        ctx.log_text = lambda: run.log
+    def run(self) -> list[Result]:
+        t0 = time.monotonic()
+        self.say(f"site {self.site} ({Path(self.info['profile']).name}, {self.batch}); "
+                 f"containers: {self.info['containers']}")
+        self.prepare()
+        # The must-fail run goes alongside the shared run: it mostly waits (4 s time limits).
+        box: dict[str, Run] = {}
+        th = None
+        if any(f in self.selected for f in FAILURE_RUN):
+            th = threading.Thread(target=lambda: box.setdefault("run", self.runner.toil(
+                "expected_failures", HERE / FEATURES["expected_failure"][0],
+                {"message": FAIL_MESSAGE})), daemon=True)
         try:
-            v = checks.CHECKS[feature](outputs, ctx)
+            if th:
+                th.start()
+            self.shared_run()
+            if th:
+                th.join()
+                fr = box["run"]
+                self.info["runs"].append(fr.summary())
+                self.ctx.failure_run = {"returncode": fr.returncode, "log": fr.log}
+            self.judge_all()
+            if "expected_failure" in self.selected:
+                self.expected_failure(box["run"])
+            if "gpu" in self.selected:
+                self.results["gpu"] = gpu_feature(self.runner, self.batch, self.info)
+        except BaseException:  # interrupted: never leave a Toil run behind
+            self.runner.stop_all()
+            raise
+        self.info["finished_utc"] = utc_now()
+        self.info["total_s"] = round(time.monotonic() - t0, 1)
+        return [self.results[f] for f in FEATURES if f in self.results]
+
+    def judge(self, feature: str, outputs: dict[str, Any], run: Run) -> Result:
+        self.ctx.log_text = lambda: run.log
+        try:
+            v = checks.CHECKS[feature](outputs, self.ctx)
         except checks.Mismatch as exc:
             return Result(feature, "FAIL", run.wall_s, reason=str(exc))
         except Exception as exc:  # noqa: BLE001 - a broken product is a FAIL with its reason
@@ -287,43 +322,52 @@ def run_suite(args: argparse.Namespace) -> tuple[list[Result], dict[str, Any]]:
         return Result(feature, "PASS", v.duration_s if v.duration_s is not None else run.wall_s,
                       note=v.note, details=v.details)
 
-    if suite_run is not None and suite_run.returncode == 0:
-        for f in suite_features:
-            outs = {k.split("__", 1)[1]: v for k, v in suite_run.outputs.items()
-                    if k.startswith(f + "__")}
-            results[f] = judge(f, outs, suite_run)
-    elif suite_run is not None:
+    def shared_run(self) -> None:
+        feats = [f for f in SUITE if f in self.selected]
+        self.pending: list[tuple[str, dict[str, Any], Run]] = []
+        if not feats:
+            return
+        fan = f" (with the {self.args.fan_out}-job fan-out)" if "fan_out" in feats else ""
+        self.say(f"running {len(feats)} features in one Toil run{fan}")
+        job = write_suite(feats, {f: self.jobs.get(f, {}) for f in feats},
+                          self.work / "suite.cwl")
+        run = self.runner.toil("suite", self.work / "suite.cwl", job)
+        self.info["runs"].append(run.summary())
+        if run.returncode == 0:
+            for f in feats:
+                outs = {k.split("__", 1)[1]: v for k, v in run.outputs.items()
+                        if k.startswith(f + "__")}
+                self.pending.append((f, outs, run))
+            return
         # Find which feature broke the shared run: each on its own.
-        log(f"validate-site: the shared run failed ({failure_reason(suite_run.log)}); "
-            "rerunning each feature alone", file=sys.stderr)
-        for f in suite_features:
-            job = dict(jobs.get(f, {}))
+        self.say(f"the shared run failed ({failure_reason(run.log)}); rerunning each "
+                 "feature alone")
+        for f in feats:
+            job = dict(self.jobs.get(f, {}))
             if f == "retry":
                 job["attempt_key"] = "alone"
-                ctx.retry_counter = attempt_dir / "alone.attempts"
-            r = runner.toil(f"alone-{f}", HERE / FEATURES[f][0], job)
-            info["runs"].append(r.summary())
+                self.ctx.retry_counter = self.attempt_dir / "alone.attempts"
+            r = self.runner.toil(f"alone-{f}", HERE / FEATURES[f][0], job)
+            self.info["runs"].append(r.summary())
             if r.returncode != 0:
-                results[f] = Result(f, "FAIL", r.wall_s, reason=f"run failed (exit "
-                                    f"{r.returncode}): {failure_reason(r.log)}")
+                self.results[f] = Result(f, "FAIL", r.wall_s, reason=f"run failed (exit "
+                                         f"{r.returncode}): {failure_reason(r.log)}")
             else:
-                results[f] = judge(f, r.outputs, r)
+                self.pending.append((f, r.outputs, r))
 
-    if "expected_failure" in selected:
-        fr = failure_box["run"]
+    def judge_all(self) -> None:
+        for f, outs, run in self.pending:
+            self.results[f] = self.judge(f, outs, run)
+        self.pending = []
+
+    def expected_failure(self, fr: Run) -> None:
         try:
-            v = checks.check_expected_failure(ctx, FAIL_MESSAGE)
-            results["expected_failure"] = Result("expected_failure", "PASS", fr.wall_s,
-                                                 note=v.note, details=v.details)
+            v = checks.check_expected_failure(self.ctx, FAIL_MESSAGE)
+            self.results["expected_failure"] = Result("expected_failure", "PASS", fr.wall_s,
+                                                      note=v.note, details=v.details)
         except checks.Mismatch as exc:
-            results["expected_failure"] = Result("expected_failure", "FAIL", fr.wall_s,
-                                                 reason=str(exc))
-    if "gpu" in selected:
-        results["gpu"] = gpu_feature(runner, batch, info)
-    results = {f: results[f] for f in FEATURES if f in results}
-    info["finished_utc"] = utc_now()
-    info["total_s"] = round(time.monotonic() - t0, 1)
-    return list(results.values()), info
+            self.results["expected_failure"] = Result("expected_failure", "FAIL", fr.wall_s,
+                                                      reason=str(exc))
 
 
 def gpu_feature(runner: Runner, batch: str, info: dict[str, Any]) -> Result:
@@ -403,13 +447,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     if args.list:
         for f, (cwl, doc) in FEATURES.items():
             print(f"{f:<22} {doc}  [{cwl}]")
         return 0
-    results, info = run_suite(args)
+    v = Validation(args)
+    results, info = v.run(), v.info
     text = render(results, info)
     base = Path(info["work_dir"])
     report = {**info, "ok": all(r.status != "FAIL" for r in results),

@@ -46,7 +46,9 @@ inputs:
       prefix: --label
     default: flaky
   cores:
-    type: float
+    type:
+    - int
+    - float
     default: 1
     doc: cores requested (ResourceRequirement coresMin)
   ram_mb:

@@ -50,7 +50,9 @@ inputs:
     inputBinding:
       prefix: --in-upstream
   cores:
-    type: float
+    type:
+    - int
+    - float
     default: 1
     doc: cores requested (ResourceRequirement coresMin)
   ram_mb:

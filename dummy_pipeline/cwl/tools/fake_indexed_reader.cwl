@@ -47,7 +47,9 @@ inputs:
     - pattern: .sha256
       required: true
   cores:
-    type: float
+    type:
+    - int
+    - float
     default: 1
     doc: cores requested (ResourceRequirement coresMin)
   ram_mb:

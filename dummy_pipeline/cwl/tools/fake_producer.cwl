@@ -50,7 +50,9 @@ inputs:
       prefix: --label
     default: producer
   cores:
-    type: float
+    type:
+    - int
+    - float
     default: 1
     doc: cores requested (ResourceRequirement coresMin)
   ram_mb:

@@ -8,6 +8,7 @@ doc: Decides the cores and RAM the next step needs and writes them as JSON.
 $namespaces:
   edam: http://edamontology.org/
 requirements:
+  InlineJavascriptRequirement: {}
   InitialWorkDirRequirement:
     listing:
     - entryname: fake_module_spec.json
@@ -54,7 +55,9 @@ inputs:
       prefix: --plan_ram_mb
     default: 700
   cores:
-    type: float
+    type:
+    - int
+    - float
     default: 1
     doc: cores requested (ResourceRequirement coresMin)
   ram_mb:
@@ -113,6 +116,18 @@ inputs:
       prefix: --fail-with
     doc: always fail, printing this message on stderr
 outputs:
+  plan_plan_cores:
+    type: int
+    outputBinding:
+      glob: plan.json
+      loadContents: true
+      outputEval: $(JSON.parse(self[0].contents).plan_cores)
+  plan_plan_ram_mb:
+    type: int
+    outputBinding:
+      glob: plan.json
+      loadContents: true
+      outputEval: $(JSON.parse(self[0].contents).plan_ram_mb)
   plan:
     type: File
     outputBinding:

@@ -49,7 +49,9 @@ inputs:
       prefix: --label
     default: transform
   cores:
-    type: float
+    type:
+    - int
+    - float
     default: 1
     doc: cores requested (ResourceRequirement coresMin)
   ram_mb:
