@@ -262,7 +262,7 @@ def _gaps(n_time: int, cadence_d: float, rng: np.random.Generator
     span = n_time * cadence_d
     n_gaps = int(rng.integers(1, 3))
     for i, mask in enumerate((removed, flagged)[:n_gaps]):
-        length = rng.uniform(0.5, 2.0)
+        length = min(rng.uniform(0.5, 2.0), 0.1 * span)
         # First gap in the first half, second in the second half: they never overlap.
         start = rng.uniform(0.1, max(0.1, 0.5 - length / span)) * span + i * 0.4 * span
         s, e = int(start / cadence_d), int((start + length) / cadence_d)
@@ -319,7 +319,8 @@ def simulate_star(index: int, days: float, cadence_s: float, seed: int
     # A flagged gap is a pointing excursion: the flux drifts and must not be used.
     if flagged.any():
         flux[flagged] *= 1.0 - 0.003 * np.linspace(0.0, 1.0, int(flagged.sum()))
-    spikes = rng.choice(n, size=int(rng.integers(4, 13)), replace=False)
+    spikes = rng.choice(np.flatnonzero(~(removed | flagged)), size=int(rng.integers(4, 13)),
+                        replace=False)
     flux[spikes] += (tr.flux_e_per_s * sigma * rng.uniform(20, 100, spikes.size)
                      * rng.choice([-1.0, 1.0], spikes.size))
     quality[spikes] |= QUALITY_OUTLIER
