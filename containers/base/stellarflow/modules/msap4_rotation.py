@@ -44,7 +44,7 @@ BG_RATIO_MIN = 5.0
 MAX_STORED = 5000
 DIP_WINDOW_D = 0.5  # running median used to find transit-like dips before the periodogram
 DIP_NSIGMA = 5.0
-DIP_MAX_FRACTION = 0.1  # transits rarely cover more than this fraction of an orbit
+DIP_MAX_FRACTION = 0.25  # a 2-h transit every day, widened by 2 bins, is ~12 %
 
 
 @dataclass
