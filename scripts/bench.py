@@ -1,0 +1,626 @@
+#!/usr/bin/env python3
+"""Throughput benchmark of the SAS workflow (`make bench`): efficiency, overhead, memory, jobs.
+
+Generates one observation (fixed seed; reused while its parameters are unchanged), runs it
+through ``stellarflow.run.run_manifest`` (the code path of ``stellarflow run``) under Toil with
+``--maxCores CORES --stats``, then the same under ``cwltool --parallel`` and the naive
+one-star-per-job variant (the same workflow with chunk_size=1, on a subset), and reports:
+
+- efficiency = sum of science CPU (catalogue cpu_s) / (cores x wall);
+- orchestration overhead per star = (cores x wall - sum of science CPU) / stars;
+- science CPU per star for each module (product HDF5 /provenance/<stage> cpu_s);
+- peak RSS of the runner's whole process tree (psutil, sampled every 0.2 s), job-store size,
+  Toil job count (``toil stats --raw``), CPU of the whole process tree;
+- cores needed for 200 000 stars in 24 h from the measured figures.
+
+Writes build/bench/latest.json (and build/bench/<utc>.json, <utc>.txt, so runs can be compared).
+
+Process tree: the bench makes itself a child subreaper (Linux prctl), so that processes which
+detach from the runner (podman's conmon and the containers under it) stay in its tree: their
+memory is sampled and their CPU is collected when they are reaped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+if not (REPO / "stellarflow.egg-info").exists():  # a checkout without the editable install
+    sys.path.insert(0, str(REPO / "containers" / "base"))
+from stellarflow import run as run_mod  # noqa: E402
+from stellarflow import sites  # noqa: E402
+from stellarflow.errors import InputError, RunError  # noqa: E402
+
+SEED = 2026
+OBSERVATION_ID = "bench"
+STARS_PER_DAY_TARGET = 200_000  # "cores needed for 200 000 stars in 24 h"
+MODULES = ("ingest", "msap1_preparation", "msap4_rotation", "msap3_seismology",
+           "msap5_stellar_parameters", "transit_search", "star_products", "catalogue")
+# Toil jobs that exist once per workflow run (everything else is per chunk).
+TOP_LEVEL_JOBS = re.compile(r"CWLWorkflow sas|ResolveIndirect sas\._resolve|CWLScatter|CWLGather"
+                            r"|CWLJob sas\.(chunk|assemble)\..*")
+PR_SET_CHILD_SUBREAPER = 36
+
+
+# ---------------------------------------------------------------------------------------------
+# Observation
+
+
+def generator_hash() -> str:
+    """Hash of the generator's code: a changed generator regenerates the observation."""
+    h = hashlib.sha256()
+    for p in (REPO / "scripts" / "generate_observation.py",
+              REPO / "containers" / "base" / "stellarflow" / "synthetic.py"):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def ensure_observation(workdir: Path, stars: int, days: float, cadence_s: float,
+                       seed: int = SEED) -> tuple[Path, bool]:
+    """build/bench/obs with its parameters in obs.params.json; (manifest, reused?)."""
+    obs = workdir / "obs"
+    params_path = workdir / "obs.params.json"
+    params = {"stars": stars, "days": days, "cadence_s": cadence_s, "seed": seed,
+              "observation_id": OBSERVATION_ID, "generator": generator_hash()}
+    manifest = obs / "manifest.yaml"
+    try:
+        if json.loads(params_path.read_text()) == params and manifest.is_file():
+            return manifest, True
+    except (OSError, ValueError):
+        pass
+    if obs.exists():
+        shutil.rmtree(obs)
+    params_path.unlink(missing_ok=True)
+    cmd = [sys.executable, str(REPO / "scripts" / "generate_observation.py"), str(obs),
+           "--stars", str(stars), "--days", f"{days:g}", "--cadence-s", f"{cadence_s:g}",
+           "--seed", str(seed), "--observation-id", OBSERVATION_ID]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RunError(f"generate_observation failed: {proc.stderr.strip()[-300:]}")
+    params_path.write_text(json.dumps(params, indent=1) + "\n")
+    return manifest, False
+
+
+def subset_manifest(manifest: Path, n: int) -> Path:
+    """A manifest with the first n stars, beside the full one (same light-curve paths)."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")
+    doc = yaml.load(manifest.read_text())
+    if n >= len(doc["stars"]):
+        return manifest
+    doc["stars"] = doc["stars"][:n]
+    out = manifest.with_name(f"manifest-first{n}.yaml")
+    with out.open("w") as fh:
+        yaml.dump(doc, fh)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Process-tree sampling
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (podman's conmon, containers) are re-parented to us, not init."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def reap_orphans() -> None:
+    """Collect adopted orphans (their CPU then counts in our children's rusage)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+@dataclass
+class TreeSampler:
+    """Samples the summed RSS of every descendant of this process every ``interval`` s."""
+
+    interval: float = 0.2
+    peak_rss: int = 0
+    peak_procs: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        rss = 0
+        procs = 0
+        for p in psutil.Process().children(recursive=True):
+            try:
+                rss += p.memory_info().rss
+                procs += 1
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_procs = max(self.peak_procs, procs)
+        self.samples += 1
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> TreeSampler:
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+
+def children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def science_figures(outdir: Path) -> dict[str, Any]:
+    """Sum of science CPU (catalogue), per-module CPU per star (products' provenance)."""
+    import h5py
+    import numpy as np
+    from astropy.table import Table
+
+    t = Table.read(outdir / "catalogue.ecsv", format="ascii.ecsv")
+    cpu = np.asarray(t["cpu_s"], dtype=float)
+    stars = len(t)
+    totals: dict[str, float] = {}
+    for row in t:
+        sid = str(row["star_id"])
+        star_total = float(row["cpu_s"]) if math.isfinite(float(row["cpu_s"])) else 0.0
+        upstream = 0.0
+        try:
+            with h5py.File(outdir / f"{sid}.product.h5", "r") as f:
+                for stage in f.get("provenance", {}):
+                    g = f["provenance"][stage]
+                    module = g.attrs.get("module", stage)
+                    module = module.decode() if isinstance(module, bytes) else str(module)
+                    c = float(g.attrs.get("cpu_s", float("nan")))
+                    if math.isfinite(c):
+                        totals[module] = totals.get(module, 0.0) + c
+                        upstream += c
+        except OSError:
+            continue
+        # star_products adds its own CPU (writing the product, the figure) to the row's total.
+        totals["star_products"] = totals.get("star_products", 0.0) + max(star_total - upstream,
+                                                                         0.0)
+    order = {m: i for i, m in enumerate(MODULES)}
+    per_module = {m: totals[m] / stars for m in sorted(totals, key=lambda m: order.get(m, 99))}
+    status = [str(s) for s in t["status"]]
+    return {
+        "stars": stars,
+        "stars_ok": status.count("ok"),
+        "stars_failed": status.count("failed"),
+        "science_cpu_s": float(np.nansum(cpu)),
+        "per_module_cpu_s": per_module,
+    }
+
+
+def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
+    """`toil stats --raw` of a finished run: job count, per job type count/wall/CPU."""
+    proc = subprocess.run(["toil", "stats", "--raw", "--logOff", jobstore], capture_output=True,
+                          text=True, env=env, check=False)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr.strip().splitlines() or ["toil stats failed"])[-1]}
+    raw = json.loads(proc.stdout[proc.stdout.index("{"):])
+    types = {}
+    for name, v in raw.get("job_types", {}).items():
+        types[name] = {"count": int(v["total_number"]), "wall_s": float(v["total_time"]),
+                       "cpu_s": float(v["total_clock"])}
+    by_class: dict[str, int] = {}
+    for name, v in types.items():
+        cls = name.split(" ", 1)[0]
+        by_class[cls] = by_class.get(cls, 0) + v["count"]
+    top = sum(v["count"] for n, v in types.items() if TOP_LEVEL_JOBS.fullmatch(n))
+    jobs = raw.get("jobs", {})
+    workers = raw.get("worker", {})
+    return {
+        "toil_jobs": int(jobs.get("total_number", 0)),
+        "top_level_jobs": top,
+        "by_class": dict(sorted(by_class.items())),
+        "job_wall_s": float(jobs.get("total_time", 0.0)),
+        "job_cpu_s": float(jobs.get("total_clock", 0.0)),
+        "workers": int(workers.get("total_number", 0)),
+        "worker_wall_s": float(workers.get("total_time", 0.0)),
+        "worker_cpu_s": float(workers.get("total_clock", 0.0)),
+        "leader_cpu_s": float(raw.get("total_clock", 0.0)),
+        "job_types": dict(sorted(types.items(), key=lambda kv: -kv[1]["wall_s"])),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# One measured run
+
+
+def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int,
+            cores: int, container: bool, keep: bool, interval: float) -> dict[str, Any]:
+    """Run the manifest once; wall, tree RSS/CPU, science CPU, Toil stats, job store."""
+    outdir = outroot / name
+    if outdir.exists():
+        shutil.rmtree(outdir)
+    extra = ["--maxCores", str(cores), "--stats"] if runner == "toil" else []
+    cpu0 = children_cpu()
+    t0 = time.perf_counter()
+    with TreeSampler(interval=interval) as sampler:
+        result = run_mod.run_manifest(manifest, outdir, chunk_size=chunk_size,
+                                      container=container, runner=runner, extra_args=extra)
+    wall = time.perf_counter() - t0
+    reap_orphans()
+    tree_cpu = children_cpu() - cpu0
+    sci = science_figures(Path(result.outdir))
+    stars = sci["stars"]
+    # cwltool --parallel sizes itself from the machine (psutil.cpu_count()).
+    used_cores = cores if runner == "toil" else (psutil.cpu_count() or cores)
+    capacity = used_cores * wall
+    rec: dict[str, Any] = {
+        "runner": "toil-cwl-runner" if runner == "toil" else "cwltool --parallel",
+        "stars": stars,
+        "chunk_size": chunk_size,
+        "chunks": math.ceil(stars / chunk_size),
+        "cores": used_cores,
+        "runner_args": extra,
+        "wall_s": wall,
+        "wall_per_star_s": wall / stars,
+        "science_cpu_s": sci["science_cpu_s"],
+        "science_cpu_per_star_s": sci["science_cpu_s"] / stars,
+        "efficiency": sci["science_cpu_s"] / capacity,
+        "overhead_per_star_s": (capacity - sci["science_cpu_s"]) / stars,
+        "tree_cpu_s": tree_cpu,
+        "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
+        "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
+        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "peak_processes": sampler.peak_procs,
+        "rss_samples": sampler.samples,
+        "stars_ok": sci["stars_ok"],
+        "stars_failed": sci["stars_failed"],
+        "per_module_cpu_s": sci["per_module_cpu_s"],
+        "run_dir": result.run_dir,
+    }
+    if runner == "toil":
+        jobstore = Path(result.jobstore)
+        rec["jobstore_mb"] = dir_size(jobstore) / 2**20 if jobstore.exists() else None
+        env = dict(os.environ)
+        env.update(sites.runner_path_env())
+        st = toil_stats(str(jobstore), env)
+        rec["toil_stats"] = st
+        if "toil_jobs" in st:
+            rec["toil_jobs"] = st["toil_jobs"]
+            rec["jobs_per_chunk"] = (st["toil_jobs"] - st["top_level_jobs"]) / rec["chunks"]
+            rec["overhead_per_job_s"] = (capacity - sci["science_cpu_s"]) / st["toil_jobs"]
+        if not keep and jobstore.exists():
+            shutil.rmtree(jobstore)  # --stats keeps the job store (clean: never)
+    return rec
+
+
+def measure_or_error(name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A comparison run that fails is reported (one line), not fatal to the benchmark."""
+    try:
+        return measure(name, *args, **kwargs)
+    except RunError as exc:
+        print(f"bench: {name} run failed: {exc}", file=sys.stderr)
+        return {"error": str(exc)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Orchestration profile: process start + imports per module, container start
+
+
+def import_profile(container: bool) -> dict[str, Any]:
+    """`python -X importtime -m stellarflow.modules.X --version` per module (venv), the
+    heaviest imports, and the same command's wall time in its image (container start)."""
+    from stellarflow.images import image_ref
+
+    env = dict(os.environ)
+    env.update(sites.runner_path_env())
+    out: dict[str, Any] = {}
+    for m in MODULES:
+        cmd = [sys.executable, "-X", "importtime", "-m", f"stellarflow.modules.{m}", "--version"]
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        wall = time.perf_counter() - t0
+        tops: dict[str, int] = {}
+        total_us = 0
+        for line in p.stderr.splitlines():
+            mm = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+            if not mm:
+                continue
+            cum, depth, pkg = int(mm.group(2)), len(mm.group(3)), mm.group(4)
+            if depth <= 1:  # a top-level import of the module's process
+                root = pkg.split(".")[0]
+                tops[root] = tops.get(root, 0) + cum
+                total_us += cum
+        rec: dict[str, Any] = {
+            "venv_wall_s": wall,
+            "import_s": total_us / 1e6,
+            "heaviest_imports_s": {k: v / 1e6 for k, v in
+                                   sorted(tops.items(), key=lambda kv: -kv[1])[:5]},
+        }
+        if container:
+            img = image_ref(m.replace("_", "-"))
+            cmd = ["podman", "run", "--rm", "--network=none", img, "python", "-m",
+                   f"stellarflow.modules.{m}", "--version"]
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+            rec["container_wall_s"] = time.perf_counter() - t0 if p.returncode == 0 else None
+        out[m] = rec
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def cores_needed(core_s_per_star: float, stars: int = STARS_PER_DAY_TARGET,
+                 seconds: float = 86_400.0) -> float:
+    return core_s_per_star * stars / seconds
+
+
+def compare(variant: dict[str, Any], base: dict[str, Any]) -> dict[str, float]:
+    """Per-star ratios of a variant against Toil-chunked (they may differ in star count)."""
+    return {
+        "wall_per_star_ratio": variant["wall_per_star_s"] / base["wall_per_star_s"],
+        "efficiency_ratio": variant["efficiency"] / base["efficiency"],
+        "overhead_per_star_ratio": (variant["overhead_per_star_s"] / base["overhead_per_star_s"]
+                                    if base["overhead_per_star_s"] else float("nan")),
+    }
+
+
+def summarise(doc: dict[str, Any]) -> None:
+    """Top-level keys (the main Toil-chunked run) and derived figures."""
+    t = doc["toil"]
+    for k in ("efficiency", "overhead_per_star_s", "science_cpu_per_star_s", "peak_rss_mb",
+              "wall_s", "cores", "stars", "toil_jobs", "jobstore_mb", "per_module_cpu_s",
+              "science_cpu_s", "tree_cpu_s", "jobs_per_chunk", "overhead_per_job_s"):
+        doc[k] = t.get(k)
+    core_s = t["cores"] * t["wall_s"] / t["stars"]  # = science CPU per star / efficiency
+    doc["cores_for_200k_stars_24h"] = cores_needed(core_s)
+    doc["cores_for_200k_stars_24h_at_efficiency_1"] = cores_needed(t["science_cpu_per_star_s"])
+    for key in ("cwltool", "naive"):
+        if isinstance(doc.get(key), dict) and "wall_s" in doc[key]:
+            doc[key].update(compare(doc[key], t))
+
+
+def fmt_run(r: dict[str, Any]) -> list[str]:
+    lines = [
+        f"  runner            {r['runner']} {' '.join(r['runner_args'])}".rstrip(),
+        f"  stars             {r['stars']} ({r['stars_ok']} ok, {r['stars_failed']} failed) in "
+        f"{r['chunks']} chunks of {r['chunk_size']}",
+        f"  wall              {r['wall_s']:.1f} s ({r['wall_per_star_s']:.2f} s/star)",
+        f"  science CPU       {r['science_cpu_s']:.1f} s "
+        f"({r['science_cpu_per_star_s']:.2f} s/star)",
+        f"  efficiency        {r['efficiency']:.3f}  = science CPU / ({r['cores']} cores x wall)",
+        f"  overhead/star     {r['overhead_per_star_s']:.2f} s = (cores x wall - science CPU) / "
+        "stars",
+        f"  process-tree CPU  {r['tree_cpu_s']:.1f} s (science "
+        f"{100 * (r['science_share_of_tree_cpu'] or 0):.0f} %); cores x wall not used by the "
+        f"tree (idle or taken by other load) {100 * r['idle_share']:.0f} %",
+        f"  peak RSS (tree)   {r['peak_rss_mb']:.0f} MB ({r['peak_processes']} processes at most)",
+    ]
+    if "toil_jobs" in r:
+        st = r["toil_stats"]
+        classes = ", ".join(f"{k} {v}" for k, v in st["by_class"].items())
+        lines += [
+            f"  Toil jobs         {r['toil_jobs']} ({classes}); {r['jobs_per_chunk']:.1f} per "
+            f"chunk; {r['overhead_per_job_s']:.2f} s overhead per job",
+            f"  job store         {r['jobstore_mb']:.1f} MB",
+        ]
+    return lines
+
+
+def text_report(doc: dict[str, Any]) -> str:
+    p = doc["params"]
+    la0, la1 = doc["loadavg_before"], doc["loadavg_after"]
+    out = [
+        f"stellarflow bench {doc['utc']} on {doc['host']['name']} ({doc['host']['cpus']} CPUs)",
+        f"observation: {p['stars']} stars x {p['days']:g} d at {p['cadence_s']:g} s "
+        f"(seed {p['seed']}{', reused' if doc['observation_reused'] else ''}); containers "
+        f"{'on' if p['container'] else 'off'}",
+        f"load average before {la0[0]:.2f} {la0[1]:.2f} {la0[2]:.2f}; after "
+        f"{la1[0]:.2f} {la1[1]:.2f} {la1[2]:.2f} (others' load inflates wall time)",
+        "",
+        f"Toil, chunked (chunk size {p['chunk_size']}):",
+        *fmt_run(doc["toil"]),
+        "  science CPU per star by module:",
+    ]
+    for m, c in doc["toil"]["per_module_cpu_s"].items():
+        out.append(f"    {m:26s} {c:7.3f} s")
+    for key, title in (("cwltool", "cwltool --parallel"),
+                       ("naive", "naive one-star-per-job (Toil, chunk size 1)")):
+        v = doc.get(key)
+        if not isinstance(v, dict):
+            continue
+        if "skipped" in v or "error" in v:
+            out += ["", f"{title}: {'skipped' if 'skipped' in v else 'FAILED'} "
+                        f"({v.get('skipped') or v.get('error')})"]
+            continue
+        out += ["", f"{title}:", *fmt_run(v),
+                f"  vs Toil-chunked   wall/star x{v['wall_per_star_ratio']:.2f}, efficiency "
+                f"x{v['efficiency_ratio']:.2f} (per star; {v['stars']} vs "
+                f"{doc['toil']['stars']} stars)"]
+    out += [
+        "",
+        f"cores needed for 200 000 stars in 24 h: {doc['cores_for_200k_stars_24h']:.0f} at the "
+        f"measured efficiency ({doc['science_cpu_per_star_s']:.2f} s science CPU/star / "
+        f"{doc['efficiency']:.3f}); {doc['cores_for_200k_stars_24h_at_efficiency_1']:.0f} at "
+        "efficiency 1",
+    ]
+    prof = doc.get("profile")
+    if isinstance(prof, dict) and prof:
+        out += ["", "process start per module (python -X importtime ... --version):"]
+        for m, r in prof.items():
+            heavy = ", ".join(f"{k} {v:.2f}" for k, v in r["heaviest_imports_s"].items())
+            cont = (f"; in its image {r['container_wall_s']:.2f} s"
+                    if r.get("container_wall_s") is not None else "")
+            out.append(f"  {m:26s} {r['venv_wall_s']:.2f} s wall, imports {r['import_s']:.2f} s "
+                       f"({heavy}){cont}")
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def git_describe() -> str:
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "cwl",
+                                "containers", "jobstore_config"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="scripts/bench.py", description=__doc__.splitlines()[0])
+    p.add_argument("--stars", type=int, default=240, help="stars in the observation (240)")
+    p.add_argument("--days", type=float, default=60.0, help="observation length, days (60)")
+    p.add_argument("--cadence-s", type=float, default=25.0, help="cadence, seconds (25)")
+    p.add_argument("--chunk-size", type=int, default=run_mod.DEFAULT_CHUNK_SIZE,
+                   help=f"stars per chunk for the chunked runs ({run_mod.DEFAULT_CHUNK_SIZE})")
+    p.add_argument("--cores", type=int, default=2, help="cores Toil may use: --maxCores (2)")
+    p.add_argument("--no-container", action="store_true", help="run steps in the venv")
+    p.add_argument("--skip-cwltool", action="store_true", help="no cwltool --parallel run")
+    p.add_argument("--skip-naive", action="store_true", help="no one-star-per-job run")
+    p.add_argument("--skip-profile", action="store_true", help="no import/container-start profile")
+    p.add_argument("--naive-stars", type=int, default=24,
+                   help="stars of the naive one-star-per-job run (first N; 24; 0 = all)")
+    p.add_argument("--cwltool-stars", type=int, default=0,
+                   help="stars of the cwltool run (first N; 0 = all, the default)")
+    p.add_argument("--workdir", type=Path, default=REPO / "build" / "bench",
+                   help="observation and run folders (build/bench)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON result (WORKDIR/latest.json); <utc>.json/.txt are kept beside it")
+    p.add_argument("--keep", action="store_true", help="keep the Toil job stores")
+    p.add_argument("--interval", type=float, default=0.2, help="RSS sampling interval, s (0.2)")
+    p.add_argument("--debug", action="store_true", help="tracebacks")
+    args = p.parse_args(argv)
+    problems = []
+    for name in ("stars", "chunk_size", "cores"):
+        if getattr(args, name) < 1:
+            problems.append(f"--{name.replace('_', '-')} must be >= 1")
+    if args.naive_stars < 0 or args.cwltool_stars < 0:
+        problems.append("--naive-stars/--cwltool-stars must be >= 0")
+    if problems:
+        p.error("; ".join(problems))
+    return args
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = (args.out or workdir / "latest.json").resolve()
+    container = not args.no_container
+    utc = _dt.datetime.now(_dt.UTC)
+    become_subreaper()
+    os.environ.update(sites.runner_path_env())  # as `make` does: podman wrapper, venv first
+    manifest, reused = ensure_observation(workdir, args.stars, args.days, args.cadence_s)
+    naive_n = args.stars if args.naive_stars == 0 else min(args.naive_stars, args.stars)
+    cwl_n = args.stars if args.cwltool_stars == 0 else min(args.cwltool_stars, args.stars)
+    doc: dict[str, Any] = {
+        "utc": utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "params": {"stars": args.stars, "days": args.days, "cadence_s": args.cadence_s,
+                   "seed": SEED, "chunk_size": args.chunk_size, "cores": args.cores,
+                   "container": container, "naive_stars": None if args.skip_naive else naive_n,
+                   "cwltool_stars": None if args.skip_cwltool else cwl_n,
+                   "rss_interval_s": args.interval},
+        "host": {"name": socket.gethostname(), "cpus": psutil.cpu_count(),
+                 "mem_gb": psutil.virtual_memory().total / 2**30,
+                 "python": platform.python_version()},
+        "git": git_describe(),
+        "observation": str(manifest),
+        "observation_reused": reused,
+        "loadavg_before": list(os.getloadavg()),
+    }
+    runs = workdir / "runs"
+    common = {"cores": args.cores, "container": container, "keep": args.keep,
+              "interval": args.interval}
+    print(f"bench: Toil chunked, {args.stars} stars ...", file=sys.stderr, flush=True)
+    doc["toil"] = measure("toil", manifest, runs, runner="toil", chunk_size=args.chunk_size,
+                          **common)
+    if args.skip_cwltool:
+        doc["cwltool"] = {"skipped": "--skip-cwltool"}
+    else:
+        print(f"bench: cwltool --parallel, {cwl_n} stars ...", file=sys.stderr, flush=True)
+        doc["cwltool"] = measure_or_error("cwltool", subset_manifest(manifest, cwl_n), runs,
+                                          runner="cwltool", chunk_size=args.chunk_size, **common)
+    if args.skip_naive:
+        doc["naive"] = {"skipped": "--skip-naive"}
+    else:
+        print(f"bench: naive one star per job, {naive_n} stars ...", file=sys.stderr, flush=True)
+        doc["naive"] = measure_or_error("naive", subset_manifest(manifest, naive_n), runs,
+                                        runner="toil", chunk_size=1, **common)
+    if not args.skip_profile:
+        print("bench: process start/import profile ...", file=sys.stderr, flush=True)
+        doc["profile"] = import_profile(container)
+    doc["loadavg_after"] = list(os.getloadavg())
+    summarise(doc)
+    text = text_report(doc)
+    stamp = utc.strftime("%Y%m%dT%H%M%SZ")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(doc, indent=1, default=float) + "\n"
+    out.write_text(payload)
+    (out.parent / f"{stamp}.json").write_text(payload)
+    (out.parent / f"{stamp}.txt").write_text(text + "\n")
+    doc["_text"] = text
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        doc = bench(args)
+    except (InputError, RunError) as exc:
+        if args.debug:
+            raise
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+    print(doc["_text"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

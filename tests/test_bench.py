@@ -1,0 +1,86 @@
+"""scripts/bench.py: argument checks, observation reuse, arithmetic, and a tiny real run (slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, runner_env
+
+BENCH = REPO / "scripts" / "bench.py"
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("stellarflow_bench", BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, str(BENCH), "--stars", "0", "--workdir", str(tmp_path)],
+                       capture_output=True, text=True, env=runner_env())
+    assert p.returncode == 2
+    assert "--stars must be >= 1" in p.stderr.splitlines()[-1]
+    assert not (tmp_path / "obs").exists()
+
+
+def test_observation_is_reused_while_parameters_match(tmp_path: Path) -> None:
+    bench = load_bench()
+    manifest, reused = bench.ensure_observation(tmp_path, 2, 1.0, 60.0)
+    assert not reused and manifest.is_file()
+    params = json.loads((tmp_path / "obs.params.json").read_text())
+    assert params["stars"] == 2 and params["seed"] == bench.SEED
+    assert bench.ensure_observation(tmp_path, 2, 1.0, 60.0) == (manifest, True)
+    _, reused = bench.ensure_observation(tmp_path, 3, 1.0, 60.0)
+    assert not reused
+    first = bench.subset_manifest(manifest, 1)
+    assert first != manifest and first.parent == manifest.parent
+    assert "star00001" not in first.read_text() and "star00000" in first.read_text()
+    assert bench.subset_manifest(manifest, 99) == manifest
+
+
+def test_derived_figures() -> None:
+    bench = load_bench()
+    # 8 s of core time per star: 200 000 stars in 86 400 s need 18.5 cores.
+    assert bench.cores_needed(8.0) == pytest.approx(200_000 * 8.0 / 86_400)
+    base = {"wall_per_star_s": 2.0, "efficiency": 0.8, "overhead_per_star_s": 1.0}
+    naive = {"wall_per_star_s": 6.0, "efficiency": 0.2, "overhead_per_star_s": 10.0}
+    r = bench.compare(naive, base)
+    assert r == {"wall_per_star_ratio": 3.0, "efficiency_ratio": 0.25,
+                 "overhead_per_star_ratio": 10.0}
+
+
+@pytest.mark.slow
+def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
+    out = tmp_path / "result" / "latest.json"
+    p = subprocess.run([sys.executable, str(BENCH), "--stars", "4", "--days", "5",
+                        "--chunk-size", "2", "--skip-naive", "--skip-cwltool", "--no-container",
+                        "--skip-profile", "--workdir", str(tmp_path / "bench"), "--out", str(out)],
+                       capture_output=True, text=True, env=runner_env(), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    for key in ("efficiency", "overhead_per_star_s", "science_cpu_per_star_s", "peak_rss_mb",
+                "wall_s", "cores", "stars", "toil_jobs", "jobstore_mb", "per_module_cpu_s",
+                "cwltool", "naive", "params", "loadavg_before", "loadavg_after",
+                "cores_for_200k_stars_24h"):
+        assert key in doc, key
+    assert doc["stars"] == 4 and doc["cores"] == 2 and doc["params"]["days"] == 5
+    assert 0 < doc["efficiency"] <= 1.0
+    assert doc["toil_jobs"] > 2 * 6  # at least the six tools of each of the two chunks
+    assert doc["peak_rss_mb"] > 0 and doc["jobstore_mb"] > 0
+    assert {"ingest", "msap1_preparation", "msap4_rotation", "transit_search",
+            "star_products"} <= set(doc["per_module_cpu_s"])
+    assert sum(doc["per_module_cpu_s"].values()) == pytest.approx(
+        doc["science_cpu_per_star_s"], rel=1e-6)
+    assert doc["cwltool"] == {"skipped": "--skip-cwltool"}
+    # Every run is kept beside latest.json; the job store (kept by --stats) is cleaned.
+    assert len(list(out.parent.glob("20*.json"))) == 1
+    assert not list((tmp_path / "bench" / "runs").glob("toil/.stellarflow/runs/*/jobstore"))
+    assert "efficiency" in p.stdout and "cores needed for 200 000 stars in 24 h" in p.stdout
