@@ -256,6 +256,20 @@ def test_interrupted_attempt_resumes_with_restart(env: Config, monkeypatch) -> N
     assert (env.inbox / "done" / "x.json").exists()
 
 
+def test_failed_resume_after_kill_starts_clean_without_using_budget(env: Config,
+                                                                    monkeypatch) -> None:
+    calls: list = []
+    fake_launcher(monkeypatch, ["interrupted", "transient", "ok"], calls)
+    env.retries = 0
+    drop(env.inbox, "x.json", manifest("x", [("a", "lc/a.h5")]))
+    svc = Service(env)
+    svc.scan_inbox(0)
+    drive(svc)
+    assert [c[2] for c in calls] == ["fresh", "restart", "fresh"]
+    run = svc.ledger.run(1)
+    assert run["state"] == "done" and run["attempts"] == 0 and run["interrupts"] == 2
+
+
 def test_restart_after_crash_finishes_finalizing(env: Config, monkeypatch) -> None:
     calls: list = []
     fake_launcher(monkeypatch, ["ok"], calls)

@@ -395,6 +395,20 @@ class Service:
         if result["ok"]:
             self.finish_run(rid, n, result)
             return
+        prev = self.ledger.one("SELECT outcome FROM attempts WHERE run_id=? AND n=?", rid, n - 1)
+        if att and att["mode"] == "restart" and prev and prev["outcome"] == "interrupted" \
+                and run["interrupts"] < self.cfg.max_interrupts:
+            # Resuming what a kill left behind failed (job store caught half-written): that is
+            # the interruption's cost, not the workflow's; start clean without using the budget.
+            with self.ledger.tx() as db:
+                db.execute("UPDATE attempts SET outcome='interrupted', ended_at=?, exit_code=?, "
+                           "error=? WHERE run_id=? AND n=?", (now(), result.get("exit_code"),
+                                                              result.get("error"), rid, n))
+                self.ledger.update(db, "runs", rid, state="pending", next_mode="fresh",
+                                   interrupts=run["interrupts"] + 1, next_at=now())
+            log.warning("run %d: resuming after an interruption failed (%s); starting clean",
+                        rid, result.get("error"))
+            return
         attempts = run["attempts"] + 1
         with self.ledger.tx() as db:
             db.execute("UPDATE attempts SET outcome='failed', ended_at=?, exit_code=?, error=? "
