@@ -284,11 +284,14 @@ class Service:
         """Kill Toil processes a dead attempt left behind (found by their job store path)."""
         import psutil
 
-        marker = str(run_dir)
+        marker = str(run_dir) + "/"
         victims = []
         for p in psutil.process_iter(["pid", "cmdline"]):
             try:
-                if p.pid != os.getpid() and any(marker in a for a in p.info["cmdline"] or ()):
+                cmd = p.info["cmdline"] or ()
+                # only Toil/stellarflow processes: never an operator's `tail -f .../runner.log`
+                if p.pid != os.getpid() and any(marker in a for a in cmd) and \
+                        any(k in a for a in cmd for k in ("toil", "stellarflow", "cwltool")):
                     victims.append(p)
             except (psutil.Error, TypeError):
                 continue
@@ -481,7 +484,8 @@ class Service:
                 log.info("run %d: adopting the attempt still running", run["id"])
         known = set(self.ledger.claimed_paths())
         for p in sorted(self.cfg.inbox.glob(f"{CLAIM_PREFIX}*")):
-            if str(p) in known or p.name.startswith(f"{CLAIM_PREFIX}bf"):
+            # backfill and dataset claims are re-made from the ledger, never taken as arrivals
+            if str(p) in known or p.name.startswith((f"{CLAIM_PREFIX}bf", f"{CLAIM_PREFIX}ds.")):
                 continue
             log.info("re-taking orphaned claim %s", p.name)
             register(self.ledger, p, name=original_name(p), home=p.parent, source="inbox",
@@ -525,7 +529,7 @@ class Service:
         observer = Observer()
         handler = Handler(self.events)
         observer.schedule(handler, str(self.cfg.inbox), recursive=False)
-        for d in {f.path.parent for f in self.feeds}:
+        for d in {f.path.parent for f in self.feeds} - {self.cfg.inbox}:
             observer.schedule(handler, str(d), recursive=False)
         observer.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -533,7 +537,8 @@ class Service:
         try:
             self.recover()
             self.scan_inbox(self.cfg.min_age)
-            last_scan = time.monotonic()
+            # rescan once files that were too young for the first scan are old enough
+            last_scan = time.monotonic() - self.cfg.poll + self.cfg.min_age + 0.1
             log.info("watching %s (state %s)", self.cfg.inbox, self.cfg.state)
             while not self.stopping:
                 try:
