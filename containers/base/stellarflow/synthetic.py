@@ -43,7 +43,7 @@ KIND_CYCLE = ("oscillator", "transit", "rotator", "quiet", "oscillator_transit",
 MODE_VISIBILITY = (1.0, 1.5, 0.5)
 FLUX_V11 = 1.0e5  # e-/s at V = 11 (sets photon noise: ~630 ppm per 25 s at V = 11)
 NOISE_FLOOR_PPM = 20.0  # per cadence, instrument systematics floor
-MIN_MODE_HEIGHT_RATIO = 4.0  # l=0 mode height / background at numax for seismic targets
+MIN_MODE_HEIGHT_RATIO = 10.0  # l=0 mode height / background at numax for seismic targets
 TRANSIT_SNR_DETECTABLE = 15.0
 
 
