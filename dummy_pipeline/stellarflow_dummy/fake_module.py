@@ -17,8 +17,10 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -285,8 +287,16 @@ def run(argv: list[str]) -> int:
     return 0
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    # In a container this program is PID 1, which ignores SIGTERM unless it has a handler:
+    # without one a runner's time limit (ToolTimeLimit) could never stop the step.
+    raise Failure(f"terminated by signal {signum} (time limit or cancellation)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return run(argv)
     except Failure as exc:
