@@ -15,9 +15,11 @@ one-star-per-job variant (the same workflow with chunk_size=1, on a subset), and
 
 Writes build/bench/latest.json (and build/bench/<utc>.json, <utc>.txt, so runs can be compared).
 
-Process tree: the bench makes itself a child subreaper (Linux prctl), so that processes which
-detach from the runner (podman's conmon and the containers under it) stay in its tree: their
-memory is sampled and their CPU is collected when they are reaped.
+Process tree: the runner is started through a thin wrapper (this script, ``--reap-exec``) that
+makes itself a child subreaper (Linux prctl) and reaps at once whatever detaches from the runner
+(podman's conmon and the containers under it): so they stay in the sampled tree, their CPU is
+collected into the tree's rusage, and no zombie is left in a Toil worker's process group (Toil
+would wait 5 s for such a group).
 """
 
 from __future__ import annotations
@@ -128,15 +130,46 @@ def become_subreaper() -> bool:
         return False
 
 
-def reap_orphans() -> None:
-    """Collect adopted orphans (their CPU then counts in our children's rusage)."""
-    while True:
+def reap_exec(cmd: list[str]) -> int:
+    """Run ``cmd`` as a child subreaper; reap every adopted orphan at once; return its status."""
+    import signal
+
+    become_subreaper()
+    proc = subprocess.Popen(cmd)
+
+    def forward(signum: int, _frame: object) -> None:
+        proc.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    status = None
+    deadline = None  # once the runner is done, orphans get 10 s to finish
+    while deadline is None or time.monotonic() < deadline:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            # The runner or an orphan it left (conmon, containers).
+            pid, st = os.waitpid(-1, 0 if deadline is None else os.WNOHANG)
         except ChildProcessError:
-            return
+            break
         if pid == 0:
-            return
+            time.sleep(0.1)
+        elif pid == proc.pid:
+            status = os.waitstatus_to_exitcode(st)
+            deadline = time.monotonic() + 10.0
+    return 1 if status is None else (status if status >= 0 else 128 - status)
+
+
+def wrap_runner_argv() -> None:
+    """Start the runner through ``reap_exec`` (run_job itself is unchanged)."""
+    original = run_mod.runner_argv
+    if getattr(original, "_bench", False):
+        return
+
+    def wrapped(*args: Any, **kwargs: Any) -> tuple[list[str], dict]:
+        argv, env = original(*args, **kwargs)
+        return [sys.executable, str(Path(__file__).resolve()), "--reap-exec", "--", *argv], env
+
+    wrapped._bench = True  # type: ignore[attr-defined]
+    run_mod.runner_argv = wrapped
 
 
 @dataclass
@@ -288,7 +321,6 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         result = run_mod.run_manifest(manifest, outdir, chunk_size=chunk_size,
                                       container=container, runner=runner, extra_args=extra)
     wall = time.perf_counter() - t0
-    reap_orphans()
     tree_cpu = children_cpu() - cpu0
     sci = science_figures(Path(result.outdir))
     stars = sci["stars"]
@@ -555,7 +587,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     out = (args.out or workdir / "latest.json").resolve()
     container = not args.no_container
     utc = _dt.datetime.now(_dt.UTC)
-    become_subreaper()
+    wrap_runner_argv()
     os.environ.update(sites.runner_path_env())  # as `make` does: podman wrapper, venv first
     manifest, reused = ensure_observation(workdir, args.stars, args.days, args.cadence_s)
     naive_n = args.stars if args.naive_stars == 0 else min(args.naive_stars, args.stars)
@@ -610,6 +642,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["--reap-exec", "--"]:
+        return reap_exec(argv[2:])
     args = parse_args(argv)
     try:
         doc = bench(args)
