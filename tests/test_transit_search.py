@@ -214,3 +214,19 @@ def test_cli_bad_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert "junk.h5" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_quiet_star_false_alarms_over_many_seeds() -> None:
+    """The threshold calibration in the module docstring, on 30 fresh stars (~1 min)."""
+    detected = []
+    for seed in range(2000, 2030):
+        rng = np.random.default_rng(seed)
+        prot = rng.uniform(1, 20) if seed % 4 else None
+        t, f = star(seed, prot, amp=10 ** rng.uniform(-3.5, -2), harm=rng.uniform(0, 1.5),
+                    white=rng.uniform(100e-6, 300e-6), red=float(rng.choice([0, 1e-4, 2e-4])),
+                    tau_d=float(rng.choice([0.05, 0.3, 1.0])))
+        res = ts.search(t, f)
+        if res.detected:
+            detected.append((seed, prot, res.period_d, res.snr, res.sde))
+    assert not detected

@@ -21,8 +21,9 @@ Detection needs all of
   harmonic_delta_log_likelihood <= 0: rejects spot residuals and pulsations).
 60 d of 25-s photometry reaches a few ppm per hour, so noise maxima of the search are high:
 over 100 simulated quiet stars (white 100-300 ppm, AR(1) red noise up to 200 ppm with 0.05-1 d
-time scales, spots with 1-20 d periods and 0.03-1 % amplitudes) the best peaks reached SNR 14
-or SDE 12 but never both with a box preferred, hence SNR_MIN = 12 and SDE_MIN = 10.
+time scales, spots with 1-20 d periods and 0.03-1 % amplitudes) box-like best peaks reached
+SNR 15 or SDE 10.2 but never both, hence SNR_MIN = 12 and SDE_MIN = 10; four fast rotators
+(Prot 1-2.4 d) passed both at Prot/k and were rejected by the sine test alone.
 """
 
 from __future__ import annotations
