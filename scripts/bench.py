@@ -504,9 +504,11 @@ def text_report(doc: dict[str, Any]) -> str:
         v = doc.get(key)
         if not isinstance(v, dict):
             continue
-        if "skipped" in v or "error" in v:
-            out += ["", f"{title}: {'skipped' if 'skipped' in v else 'FAILED'} "
-                        f"({v.get('skipped') or v.get('error')})"]
+        if "wall_s" not in v:
+            what = ("skipped" if "skipped" in v else "FAILED" if "error" in v
+                    else "not run yet (interrupted?)")
+            why = v.get("skipped") or v.get("error")
+            out += ["", f"{title}: {what}" + (f" ({why})" if why else "")]
             continue
         out += ["", f"{title}:", *fmt_run(v),
                 f"  vs Toil-chunked   wall/star x{v['wall_per_star_ratio']:.2f}, efficiency "
@@ -610,33 +612,42 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     runs = workdir / "runs"
     common = {"cores": args.cores, "container": container, "keep": args.keep,
               "interval": args.interval}
+    stamp = utc.strftime("%Y%m%dT%H%M%SZ")
+    doc["complete"] = False
+    doc["cwltool"] = {"skipped": "--skip-cwltool"} if args.skip_cwltool else {"pending": True}
+    doc["naive"] = {"skipped": "--skip-naive"} if args.skip_naive else {"pending": True}
+
+    def save(final: bool = False) -> str:
+        """Written after every measured run, so that an interrupted bench keeps its figures."""
+        doc["loadavg_after"] = list(os.getloadavg())
+        doc["complete"] = final
+        summarise(doc)
+        text = text_report(doc)
+        payload = json.dumps(doc, indent=1, default=float) + "\n"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(payload)
+        (out.parent / f"{stamp}.json").write_text(payload)
+        (out.parent / f"{stamp}.txt").write_text(text + "\n")
+        return text
+
     print(f"bench: Toil chunked, {args.stars} stars ...", file=sys.stderr, flush=True)
     doc["toil"] = measure("toil", manifest, runs, runner="toil", chunk_size=args.chunk_size,
                           **common)
-    if args.skip_cwltool:
-        doc["cwltool"] = {"skipped": "--skip-cwltool"}
-    else:
-        print(f"bench: cwltool --parallel, {cwl_n} stars ...", file=sys.stderr, flush=True)
-        doc["cwltool"] = measure_or_error("cwltool", subset_manifest(manifest, cwl_n), runs,
-                                          runner="cwltool", chunk_size=args.chunk_size, **common)
-    if args.skip_naive:
-        doc["naive"] = {"skipped": "--skip-naive"}
-    else:
-        print(f"bench: naive one star per job, {naive_n} stars ...", file=sys.stderr, flush=True)
-        doc["naive"] = measure_or_error("naive", subset_manifest(manifest, naive_n), runs,
-                                        runner="toil", chunk_size=1, **common)
+    save()
     if not args.skip_profile:
         print("bench: process start/import profile ...", file=sys.stderr, flush=True)
         doc["profile"] = import_profile(container)
-    doc["loadavg_after"] = list(os.getloadavg())
-    summarise(doc)
-    text = text_report(doc)
-    stamp = utc.strftime("%Y%m%dT%H%M%SZ")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps(doc, indent=1, default=float) + "\n"
-    out.write_text(payload)
-    (out.parent / f"{stamp}.json").write_text(payload)
-    (out.parent / f"{stamp}.txt").write_text(text + "\n")
+        save()
+    if not args.skip_naive:
+        print(f"bench: naive one star per job, {naive_n} stars ...", file=sys.stderr, flush=True)
+        doc["naive"] = measure_or_error("naive", subset_manifest(manifest, naive_n), runs,
+                                        runner="toil", chunk_size=1, **common)
+        save()
+    if not args.skip_cwltool:
+        print(f"bench: cwltool --parallel, {cwl_n} stars ...", file=sys.stderr, flush=True)
+        doc["cwltool"] = measure_or_error("cwltool", subset_manifest(manifest, cwl_n), runs,
+                                          runner="cwltool", chunk_size=args.chunk_size, **common)
+    text = save(final=True)
     doc["_text"] = text
     return doc
 
