@@ -296,7 +296,7 @@ def check_fan_out(out: dict[str, Any], ctx: Ctx) -> Verdict:
     equal("indexes", list(range(ctx.fan_out)), sorted(r["param_index"] for r in prod))
     d = span(recs)
     return Verdict(True, note=f"{len(prod)} scattered jobs in {d:.0f} s "
-                              f"({len(prod) / max(d, 1e-9):.1f} jobs/s)", duration_s=d,
+                              f"({len(prod) / max(d, 1e-9):.2f} jobs/s)", duration_s=d,
                    details={"jobs": len(prod), "jobs_per_s": round(len(prod) / max(d, 1e-9), 2)})
 
 
@@ -309,6 +309,8 @@ def check_walltime(out: dict[str, Any], ctx: Ctx) -> Verdict:
     if fr is None:
         return Verdict(True, note="long step completed within its ToolTimeLimit (overrun not "
                                   "tested)", duration_s=span(recs))
+    if "too_long" in fr["log"] and "CWL step complete: expected_failures.too_long" in fr["log"]:
+        raise Mismatch("a step overrunning its ToolTimeLimit ran to completion")
     if "exceeded time limit" not in fr["log"]:
         raise Mismatch("a step overrunning its ToolTimeLimit was not killed (no 'exceeded time "
                        "limit' in the runner's log)")
@@ -323,7 +325,9 @@ def check_expected_failure(ctx: Ctx, message: str) -> Verdict:
     if fr["returncode"] == 0:
         raise Mismatch("the run succeeded although step must_fail should have failed")
     expected = ctx.expect.value("expected_failure", message)
-    line = next((ln.strip() for ln in fr["log"].splitlines() if expected in ln), None)
+    hits = [ln.strip() for ln in fr["log"].splitlines() if expected in ln]
+    # the step's own stderr line, not the command line the runner echoes
+    line = next((ln for ln in hits if "fake_module:" in ln), hits[0] if hits else None)
     if line is None:
         raise Mismatch(f"the failed step's stderr ({expected!r}) is not in the runner's log")
     stderr = line[line.find("fake_module:"):] if "fake_module:" in line else line

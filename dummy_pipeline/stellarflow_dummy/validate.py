@@ -128,12 +128,21 @@ class Runner:
         self.env.update(sites.runner_path_env())
         self.live: set[subprocess.Popen] = set()
 
+    @staticmethod
+    def stop(proc: subprocess.Popen) -> None:
+        """Stop a Toil run: SIGINT lets the leader kill its jobs and exit; then force."""
+        for sig, wait in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
+            if proc.poll() is not None:
+                return
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=wait)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+
     def stop_all(self) -> None:
-        """Stop every Toil run still going (Toil stops its own workers on SIGTERM)."""
         for proc in list(self.live):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait()
+            self.stop(proc)
 
     def toil(self, name: str, cwl: Path, job: dict[str, Any], extra: list[str] = ()) -> Run:
         run_dir = self.work / "runs" / name
@@ -142,8 +151,10 @@ class Runner:
         job_path.write_text(json.dumps(job, indent=1))
         inv = sites.toil_invocation(self.site, jobstore=str(run_dir / "jobstore"),
                                     workdir=run_dir / "work", container=self.container)
-        argv = inv.argv + ["--outdir", str(run_dir / "out"), "--logFile",
-                           str(run_dir / "toil.log"), *extra, str(cwl), str(job_path)]
+        # wrapper: a pilot-job submission for profiles that need one (slurm-pilot), else empty
+        argv = list(getattr(inv, "wrapper", [])) + inv.argv + [
+            "--outdir", str(run_dir / "out"), "--logFile", str(run_dir / "toil.log"), *extra,
+            str(cwl), str(job_path)]
         (run_dir / "command.json").write_text(json.dumps(argv))
         env = {**self.env, **inv.env}
         t0 = time.monotonic()
@@ -154,10 +165,13 @@ class Runner:
             try:
                 rc = proc.wait(timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGTERM)  # Toil stops its own workers on SIGTERM
-                rc = proc.wait()
+                self.stop(proc)
+                rc = proc.returncode if proc.returncode is not None else -9
                 log.write(f"\nvalidate-site: Error: run {name} timed out after "
                           f"{self.timeout:.0f} s\n".encode())
+            except BaseException:  # interrupted: never leave a Toil run behind
+                self.stop(proc)
+                raise
             finally:
                 self.live.discard(proc)
         wall = round(time.monotonic() - t0, 1)
