@@ -138,15 +138,18 @@ def test_pilot_vs_per_job_on_100_jobs(slurm_cluster, tmp_path):
 
 @pytest.mark.slow
 def test_job_killed_by_time_limit_is_retried_then_reported(slurm_cluster, tmp_path):
-    """slurmTime 1 min, the step sleeps 5 min: Slurm kills it (TIMEOUT) on every attempt; the run
-    fails naming the step, with its stderr tail, after retryCount + 1 Slurm jobs."""
+    """A 1-minute Slurm time limit, a step sleeping 5 min: Slurm signals the job 30 s before the
+    limit (Toil's --signal=B:USR2@30), Toil records TIMELIMIT, retries (retryCount 1: two Slurm
+    jobs), then fails the run naming the step, with the step's stderr in the log."""
     run = run_cwl("slurm", tmp_path / "run", DATA / "sleep_step.cwl", ["--seconds", "300"],
                   extra=["--slurmTime", "0:1:00", "--retryCount", "1"], timeout=1200)
     assert run.returncode != 0
-    jobs = slurm_jobs_in(run.run_dir)
-    states = [j["JobState"] for j in jobs if "sleepy_step" in j["Name"]]
-    assert states.count("TIMEOUT") == 2, jobs
-    assert "sleepy_step" in run.log
+    attempts = [j for j in slurm_jobs_in(run.run_dir) if "sleepy_step" in j["Name"]]
+    assert len(attempts) == 2, attempts
+    assert all(j["JobState"] in ("TIMEOUT", "FAILED", "CANCELLED") for j in attempts), attempts
+    assert all(j["TimeLimit"] == "1" for j in attempts), attempts
+    assert run.log.count("Exit reason: TIMELIMIT") == 2
+    assert "Failed jobs at end of the run: 'CWLJob' sleepy_step" in run.log
     assert "sleepy_step starting, will sleep 300 s" in run.log  # the step's stderr tail
 
 
