@@ -71,7 +71,8 @@ def runner_argv(runner: str, site: str, *, run_dir: Path, jobstore: str, staging
     if runner == "toil":
         inv = sites.toil_invocation(site, jobstore=jobstore, workdir=run_dir / "work",
                                     container=container, restart=restart)
-        argv = inv.argv + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log")]
+        # inv.command = pilot wrapper (slurm-pilot: one sbatch allocation) + toil-cwl-runner.
+        argv = inv.command + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log")]
         return argv + extra, inv.env
     if runner == "cwltool":
         argv = ["cwltool", "--parallel", "--outdir", str(staging),
