@@ -173,7 +173,7 @@ def test_products_and_report(toil_out: Path) -> None:
             if v["status"] != "ok":
                 continue
             assert {"ingest", "msap1_preparation", "msap4_rotation",
-                    "msap5_stellar_parameters", "transit_search"} <= {
+                    "msap5_stellar_parameters", "transit_search", "star_products"} <= {
                 f["provenance"][s].attrs["module"] for s in f["provenance"]}
             value, err = f["parameters/radius_rsun"][()]
             assert value > 0 and err > 0

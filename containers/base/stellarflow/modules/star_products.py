@@ -112,6 +112,9 @@ def write_product(path: Path, sid: str, observation_id: str, status: str, error:
                     p.attrs[key] = attr_str(src, key)
             g = groups.get(stage)
             p.attrs["cpu_s"] = _value(g, "cpu_s")
+        own = prov.create_group("star_products")  # this module wrote the product itself
+        for key, value in provenance(MODULE, VERSION).items():
+            own.attrs[key] = value
 
 
 def plot_star(path: Path, sid: str, status: str, error: str,
