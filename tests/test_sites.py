@@ -185,6 +185,21 @@ def test_direct_invocations_have_no_wrapper(tmp_path):
     assert inv.argv[inv.argv.index("--workDir") + 1] == str(tmp_path / "w")
 
 
+def test_failure_summary_names_step_reason_and_stderr():
+    """From the real log of a Slurm run whose step hit its time limit twice (slow test in
+    test_slurm.py): step name, the scheduler's reason with its count, the step's stderr tail."""
+    log = REPO / "tests" / "data" / "scheduler" / "timelimit-toil.log"
+    msg = sites.failure_summary(log)
+    assert msg == ("step sleepy_step failed; ended by the batch system: TIMELIMIT x2; "
+                   "stderr: sleepy_step starting, will sleep 300 s")
+
+
+def test_failure_summary_none_without_failed_jobs(tmp_path):
+    (tmp_path / "ok.log").write_text("[I] CWL run complete!\n")
+    assert sites.failure_summary(tmp_path / "ok.log") is None
+    assert sites.failure_summary(tmp_path / "absent.log") is None
+
+
 # --- DataBiosphere/toil#5577 plugin -------------------------------------------------------------
 
 

@@ -151,6 +151,9 @@ def test_job_killed_by_time_limit_is_retried_then_reported(slurm_cluster, tmp_pa
     assert run.log.count("Exit reason: TIMELIMIT") == 2
     assert "Failed jobs at end of the run: 'CWLJob' sleepy_step" in run.log
     assert "sleepy_step starting, will sleep 300 s" in run.log  # the step's stderr tail
+    summary = sites.failure_summary(run.run_dir / "toil.log") or ""
+    assert summary.startswith("step sleepy_step failed; ended by the batch system: TIMELIMIT x2")
+    assert "stderr: sleepy_step starting" in summary
 
 
 @pytest.mark.slow

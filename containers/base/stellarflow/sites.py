@@ -205,3 +205,36 @@ def runner_path_env() -> dict[str, str]:
     pythonpath = os.pathsep.join([plugins] + [p for p in os.environ.get("PYTHONPATH", "").split(
         os.pathsep) if p and p != plugins])
     return {"PATH": path, "PYTHONPATH": pythonpath}
+
+
+def failure_summary(toil_log: Path, tail_lines: int = 5) -> str | None:
+    """One line for a failed Toil run from its --logFile: the failed step(s), why the batch
+    system ended them (e.g. TIMELIMIT, MEMLIMIT) and how often, and the tail of the step's stderr.
+    None when the log names no failed job (run.py falls back to its own error line)."""
+    import re
+
+    try:
+        text = Path(toil_log).read_text(errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"^Failed jobs at end of the run: (.+)$", text, re.M)
+    if not m:
+        return None
+    steps = re.findall(r"'\w+' (\S+) kind-", m.group(1)) or [m.group(1).strip()]
+    reasons = re.findall(r"^Exit reason: (\w+)$", text, re.M)
+    parts = [f"step {', '.join(dict.fromkeys(steps))} failed"]
+    if reasons:
+        counts = {r: reasons.count(r) for r in dict.fromkeys(reasons)}
+        parts.append("ended by the batch system: "
+                     + ", ".join(f"{r} x{n}" for r, n in counts.items()))
+    blocks = text.split("Failed command standard error:")
+    if len(blocks) > 1:
+        lines = []
+        for ln in blocks[-1].splitlines()[1:]:
+            if re.match(r"^\s*\[\d{4}-\d\d-\d\dT", ln) or not ln.startswith(("\t", " ")):
+                break
+            if ln.strip():
+                lines.append(ln.strip())
+        if lines:
+            parts.append("stderr: " + " | ".join(lines[-tail_lines:]))
+    return "; ".join(parts)[:600]
