@@ -172,14 +172,34 @@ def wrap_runner_argv() -> None:
     run_mod.runner_argv = wrapped
 
 
+def process_kind(cmdline: list[str], name: str) -> str:
+    """Which part of the run a process is (for the CPU breakdown)."""
+    text = " ".join(cmdline)
+    if "--reap-exec" in text:
+        return "bench wrapper"
+    if "stellarflow.modules." in text:
+        return "module processes"  # science + their start, imports, I/O
+    if "_toil_worker" in text:
+        return "toil workers"
+    if "toil-cwl-runner" in text:
+        return "toil leader"
+    if "cwltool" in text:
+        return "cwltool"
+    if name in ("podman", "conmon", "crun", "runc", "catatonit") or "podman" in text:
+        return "podman/conmon/crun"
+    return "other"
+
+
 @dataclass
 class TreeSampler:
-    """Samples the summed RSS of every descendant of this process every ``interval`` s."""
+    """Samples the runner's process tree every ``interval`` s: the summed RSS (peak) and the
+    CPU each process used as last seen (processes shorter than a sample are missed)."""
 
     interval: float = 0.2
     peak_rss: int = 0
     peak_procs: int = 0
     samples: int = 0
+    cpu_seen: dict[tuple[int, float], tuple[str, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -188,13 +208,31 @@ class TreeSampler:
         procs = 0
         for p in psutil.Process().children(recursive=True):
             try:
-                rss += p.memory_info().rss
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    key = (p.pid, p.create_time())
+                    t = p.cpu_times()
+                    # Classified at every sample: a fresh fork still shows its parent's cmdline.
+                    kind = process_kind(p.cmdline(), p.name())
                 procs += 1
+                self.cpu_seen[key] = (kind, t.user + t.system)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_procs = max(self.peak_procs, procs)
         self.samples += 1
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for kind, cpu in self.cpu_seen.values():
+            out[kind] = out.get(kind, 0.0) + cpu
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def processes_by_kind(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for kind, _ in self.cpu_seen.values():
+            out[kind] = out.get(kind, 0) + 1
+        return out
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -299,7 +337,8 @@ def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
         "workers": int(workers.get("total_number", 0)),
         "worker_wall_s": float(workers.get("total_time", 0.0)),
         "worker_cpu_s": float(workers.get("total_clock", 0.0)),
-        "leader_cpu_s": float(raw.get("total_clock", 0.0)),
+        # Toil's "total_clock": the leader's CPU including its local workers (its children).
+        "leader_with_local_workers_cpu_s": float(raw.get("total_clock", 0.0)),
         "job_types": dict(sorted(types.items(), key=lambda kv: -kv[1]["wall_s"])),
     }
 
@@ -343,6 +382,8 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         "tree_cpu_s": tree_cpu,
         "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
         "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
+        "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
+        "processes_by_kind": sampler.processes_by_kind(),
         "peak_rss_mb": sampler.peak_rss / 2**20,
         "peak_processes": sampler.peak_procs,
         "rss_samples": sampler.samples,
@@ -471,6 +512,12 @@ def fmt_run(r: dict[str, Any]) -> list[str]:
         f"tree (idle or taken by other load) {100 * r['idle_share']:.0f} %",
         f"  peak RSS (tree)   {r['peak_rss_mb']:.0f} MB ({r['peak_processes']} processes at most)",
     ]
+    kinds = r.get("sampled_cpu_by_process_kind_s")
+    if kinds:
+        counts = r.get("processes_by_kind", {})
+        lines.append("  CPU by process    " + ", ".join(
+            f"{k} {v:.1f} s ({counts.get(k, 0)})" for k, v in kinds.items())
+            + f"; unsampled {max(r['tree_cpu_s'] - sum(kinds.values()), 0.0):.1f} s")
     if "toil_jobs" in r:
         st = r["toil_stats"]
         classes = ", ".join(f"{k} {v}" for k, v in st["by_class"].items())
