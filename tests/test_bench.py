@@ -84,3 +84,16 @@ def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
     assert len(list(out.parent.glob("20*.json"))) == 1
     assert not list((tmp_path / "bench" / "runs").glob("toil/.stellarflow/runs/*/jobstore"))
     assert "efficiency" in p.stdout and "cores needed for 200 000 stars in 24 h" in p.stdout
+
+
+def test_process_kinds() -> None:
+    kind = load_bench().process_kind
+    assert kind(["python", "-m", "stellarflow.modules.msap4_rotation", "--outdir", "x"],
+                "python") == "module processes"
+    assert kind(["/v/bin/python3", "/v/bin/_toil_worker", "CWLJob", "file:js"],
+                "_toil_worker") == "toil workers"
+    assert kind(["/v/bin/python3", "/v/bin/toil-cwl-runner", "--config", "c"],
+                "toil-cwl-runne") == "toil leader"
+    assert kind(["/usr/bin/conmon", "--api-version", "1"], "conmon") == "podman/conmon/crun"
+    assert kind(["python", "scripts/bench.py", "--reap-exec", "--", "cwltool"],
+                "python") == "bench wrapper"
