@@ -10,7 +10,7 @@
    started, peak RSS of the whole process tree (daemon, runners, Toil leaders and workers, tools;
    psutil, sampled every 0.5 s).
 
-Usage: scripts/bench_trigger.py [--samples 15] [--burst 2000] [--days 1] [--chunk-size 100]
+Usage: scripts/bench_trigger.py [--samples 15] [--burst 2000] [--days 2] [--chunk-size 100]
        [--no-container]
        [--skip-latency | --skip-burst] [--out build/bench/trigger.json]
 """
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=15, help="latency samples per setting (15)")
     p.add_argument("--burst", type=int, default=2000, help="one-star manifests in the burst")
-    p.add_argument("--days", type=float, default=1.0, help="light-curve length, days (1)")
+    p.add_argument("--days", type=float, default=2.0,
+                   help="light-curve length, days (2; MSAP4 needs more than 1)")
     p.add_argument("--light-curves", type=int, default=20,
                    help="distinct generated light curves the burst cycles through (20)")
     p.add_argument("--no-container", action="store_true", help="steps in the venv")
