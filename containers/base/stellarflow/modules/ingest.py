@@ -53,6 +53,9 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
             except Exception as exc:  # star-level: record and go on
                 for key in list(g.keys()):
                     del g[key]
+                if isinstance(exc, InputError) and exc.path:
+                    # Name the file as the user knows it, not by the runner's staging path.
+                    exc = InputError(Path(exc.path).name, exc.problem)
                 status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
             write_star_status(g, status, error, time.process_time() - t0)
     return out_path
