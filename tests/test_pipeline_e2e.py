@@ -74,7 +74,7 @@ def run_cli(*args: str) -> int:
 def toil_out(observation: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("toil_out")
     flags = [] if use_containers() else ["--no-container"]
-    rc = run_cli("run", str(observation), "--outdir", str(out), "--chunk-size", "4", *flags)
+    rc = run_cli("run", str(observation), "--outdir", str(out), "--chunk-size", "7", *flags)
     assert rc == 0
     return out / "e2e"
 
@@ -83,7 +83,7 @@ def toil_out(observation: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def cwltool_out(observation: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cwltool_out")
     flags = [] if use_containers() else ["--no-container"]
-    rc = run_cli("run", str(observation), "--outdir", str(out), "--chunk-size", "4",
+    rc = run_cli("run", str(observation), "--outdir", str(out), "--chunk-size", "7",
                  "--runner", "cwltool", *flags)
     assert rc == 0
     return out / "e2e"
