@@ -91,15 +91,17 @@ class Invocation:
         return self.wrapper + self.argv
 
 
-def _run(argv: list[str]) -> tuple[int, str]:
+def _run(argv: list[str], prefer: str = "") -> tuple[int, str]:
     try:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
     except FileNotFoundError:
         return 127, f"{argv[0]}: command not found"
     except subprocess.TimeoutExpired:
         return 124, f"{' '.join(argv)}: no answer in 15 s"
-    out = (p.stdout + p.stderr).strip().splitlines()
-    return p.returncode, (out[-1] if out else "")
+    # The most telling line (scontrol ping frames its answer in lines of asterisks).
+    out = [ln.strip() for ln in (p.stdout + p.stderr).splitlines() if ln.strip("*\t ")]
+    picked = [ln for ln in out if prefer and prefer in ln] or out
+    return p.returncode, (picked[0] if prefer and picked else (out[-1] if out else ""))
 
 
 def slurm_problem() -> str | None:
@@ -111,7 +113,7 @@ def slurm_problem() -> str | None:
     if not Path(conf).exists():
         return (f"Slurm is not running (no {conf}); start the local cluster with "
                 "scripts/slurm-cluster up (make slurm-up)")
-    rc, out = _run(["scontrol", "ping"])
+    rc, out = _run(["scontrol", "ping"], prefer="Slurmctld")
     if rc != 0 or "is UP" not in out:
         return (f"Slurm is not running (scontrol ping: {out or 'no answer'}); start the local "
                 "cluster with scripts/slurm-cluster up (make slurm-up)")
