@@ -135,6 +135,7 @@ def test_slurm_not_running_says_how_to_start_it(site, tmp_path, monkeypatch):
                               container=False)
     msg = str(exc.value)
     assert "Slurm is not running" in msg and "scripts/slurm-cluster up" in msg, msg
+    assert "Slurmctld(primary)" in msg and "DOWN" in msg, msg
     assert "\n" not in msg
 
 
