@@ -8,6 +8,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Toil finds its worker (and cwltool finds python) through PATH; the podman wrapper comes first.
 export PATH := $(CURDIR)/scripts/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+# Toil discovers batch-system plugins on sys.path (the DataBiosphere/toil#5577 fix lives there).
+export PYTHONPATH := $(CURDIR)/containers/base/toil_plugins
+# make test: the end-to-end tests must run the steps in their images.
+export STELLARFLOW_TEST_CONTAINERS ?= 1
 JOBS   ?= 2
 SITE   ?= local
 DEMO_STARS ?= 24

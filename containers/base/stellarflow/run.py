@@ -140,8 +140,11 @@ def run_job(
                        run_dir=str(run_dir), jobstore=jobstore, log_path=str(log_path),
                        returncode=proc.returncode)
     if proc.returncode != 0:
+        toil_log = run_dir / "toil.log"
+        why = (sites.failure_summary(toil_log) if toil_log.exists() else None) or error_tail(
+            log_path)
         raise RunError(f"{runner} run of {observation_id} failed (exit {proc.returncode}): "
-                       f"{error_tail(log_path)} [log: {log_path}]")
+                       f"{why} [log: {log_path}]")
     final = outdir / observation_id
     if final.exists():
         shutil.move(str(final), str(run_dir / "replaced_outputs"))
