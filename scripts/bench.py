@@ -177,6 +177,10 @@ def process_kind(cmdline: list[str], name: str) -> str:
     text = " ".join(cmdline)
     if "--reap-exec" in text:
         return "bench wrapper"
+    if name in ("podman", "conmon", "crun", "runc", "catatonit"):
+        return "podman/conmon/crun"  # `podman run` and `podman stats` (cwltool polls memory)
+    if name in ("node", "nodejs"):
+        return "nodejs (CWL expressions)"
     if "stellarflow.modules." in text:
         return "module processes"  # science + their start, imports, I/O
     if "_toil_worker" in text:
@@ -185,8 +189,6 @@ def process_kind(cmdline: list[str], name: str) -> str:
         return "toil leader"
     if "cwltool" in text:
         return "cwltool"
-    if name in ("podman", "conmon", "crun", "runc", "catatonit") or "podman" in text:
-        return "podman/conmon/crun"
     return "other"
 
 

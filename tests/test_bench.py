@@ -95,5 +95,8 @@ def test_process_kinds() -> None:
     assert kind(["/v/bin/python3", "/v/bin/toil-cwl-runner", "--config", "c"],
                 "toil-cwl-runne") == "toil leader"
     assert kind(["/usr/bin/conmon", "--api-version", "1"], "conmon") == "podman/conmon/crun"
+    assert kind(["/usr/bin/podman", "run", "-i", "img", "python", "-m",
+                 "stellarflow.modules.ingest"], "podman") == "podman/conmon/crun"
+    assert kind(["nodejs", "--eval", "x"], "nodejs") == "nodejs (CWL expressions)"
     assert kind(["python", "scripts/bench.py", "--reap-exec", "--", "cwltool"],
                 "python") == "bench wrapper"
