@@ -214,8 +214,11 @@ class TreeSampler:
                     rss += p.memory_info().rss
                     key = (p.pid, p.create_time())
                     t = p.cpu_times()
-                    # Classified at every sample: a fresh fork still shows its parent's cmdline.
-                    kind = process_kind(p.cmdline(), p.name())
+                    # Classified at every sample (a fresh fork still shows its parent's cmdline)
+                    # but a zombie, whose cmdline is gone, keeps what it was.
+                    cmdline = p.cmdline()
+                    kind = (process_kind(cmdline, p.name()) if cmdline
+                            else self.cpu_seen.get(key, ("other", 0.0))[0])
                 procs += 1
                 self.cpu_seen[key] = (kind, t.user + t.system)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
