@@ -4,10 +4,12 @@ id: expected_failures
 doc: |
   Two steps that must fail: one exits non-zero with a known message on stderr, one overruns its
   ToolTimeLimit and must be killed. The run must fail and its log must show both.
+  The limit (30 s) is longer than a container's start-up even on a loaded node: podman drops a
+  SIGTERM that arrives before the container runs, so a shorter limit could be lost.
 inputs:
   message: {type: string, default: "DUMMY-PIPELINE-EXPECTED-FAILURE: this step fails on purpose"}
-  overrun_sleep: {type: float, default: 120}
-  overrun_walltime_s: {type: int, default: 4}
+  overrun_sleep: {type: float, default: 180}
+  overrun_walltime_s: {type: int, default: 30}
 outputs:
   failed: {type: File, outputSource: must_fail/product}
   overrun: {type: File, outputSource: too_long/product}

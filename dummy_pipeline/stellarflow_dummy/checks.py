@@ -315,7 +315,7 @@ def check_walltime(out: dict[str, Any], ctx: Ctx) -> Verdict:
         raise Mismatch("a step overrunning its ToolTimeLimit was not killed (no 'exceeded time "
                        "limit' in the runner's log)")
     return Verdict(True, note=f"{own['wall_s']:.1f} s step completed under its limit; a step "
-                              "overrunning its 4 s limit was killed", duration_s=span(recs))
+                              "overrunning its 30 s limit was killed", duration_s=span(recs))
 
 
 def check_expected_failure(ctx: Ctx, message: str) -> Verdict:

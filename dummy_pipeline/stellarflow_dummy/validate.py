@@ -297,7 +297,7 @@ class Validation:
         self.say(f"site {self.site} ({Path(self.info['profile']).name}, {self.batch}); "
                  f"containers: {self.info['containers']}")
         self.prepare()
-        # The must-fail run goes alongside the shared run: it mostly waits (4 s time limits).
+        # The must-fail run goes alongside the shared run: it mostly waits (a 30 s time limit).
         box: dict[str, Run] = {}
         th = None
         if any(f in self.selected for f in FAILURE_RUN):
