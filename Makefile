@@ -64,8 +64,9 @@ import-images: install ## load image archives: make import-images DIR=path
 validate-site: install images ## run the Dummy Pipeline feature suite: make validate-site SITE=local
 	$(VENV)/bin/stellarflow validate-site --site $(SITE)
 
-bench: install images ## throughput figures -> build/bench/latest.json
+bench: install images ## throughput figures -> build/bench/latest.json, build/bench/trigger.json
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_trigger.py
 
 slurm-up: install ## start the local single-node Slurm cluster
 	scripts/slurm-cluster up

@@ -113,3 +113,13 @@ def test_huge_manifest(tmp_path: Path) -> None:
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="manifest not found"):
         manifest.load(tmp_path / "nope.yaml")
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for i, name in enumerate("bcdefgh"):
+        prev = "a" if i == 0 else "bcdefgh"[i - 1]
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    p = write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(InputError, match="alias bomb"):
+        manifest.load(p)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stellarflow.errors import InputError
-from stellarflow.manifest import MANIFEST_SUFFIXES, MAX_MANIFEST_BYTES, load
+from stellarflow.manifest import MANIFEST_SUFFIXES, MAX_MANIFEST_BYTES, load, yaml_guard
 from stellarflow.paths import ALLOWED_WORKFLOWS
 
 from . import CLAIM_PREFIX
@@ -63,48 +63,6 @@ def read_limited(path: Path) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
-
-
-MAX_YAML_NODES = 200_000
-
-
-def yaml_guard(path: Path, data: bytes) -> None:
-    """Refuse a YAML alias bomb before load(): aliases share nodes, but validating (and the
-    validator's messages) walk the expanded tree - 9 lines of anchors can take minutes."""
-    if path.suffix.lower() == ".json":
-        return
-    import io
-
-    from ruamel.yaml import YAML
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
-
-    try:
-        root = YAML(typ="safe", pure=True).compose(io.StringIO(data.decode("utf-8")))
-    except Exception:  # syntax, encoding, nesting: load() gives its own one-line reason
-        return
-    memo: dict[int, int] = {}
-
-    def size(node: Any) -> int:
-        key = id(node)
-        if key in memo:
-            return memo[key]
-        memo[key] = 1  # a node reached again through itself counts once
-        if isinstance(node, SequenceNode):
-            n = 1 + sum(size(c) for c in node.value)
-        elif isinstance(node, MappingNode):
-            n = 1 + sum(size(k) + size(v) for k, v in node.value)
-        else:
-            n = 1
-        memo[key] = n
-        return n
-
-    try:
-        n = size(root) if root is not None else 0
-    except RecursionError:
-        raise InputError(path, "YAML nested too deeply") from None
-    if n > MAX_YAML_NODES:
-        raise InputError(path, f"YAML expands to {n} nodes through anchors/aliases (more than "
-                               f"{MAX_YAML_NODES}: an alias bomb?)")
 
 
 def register(ledger: Ledger, claim_path: Path, *, name: str, home: Path, source: str,

@@ -73,6 +73,9 @@ def _guard(fn: Callable[[], int], debug: bool) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `stellarflow status --json | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from .errors import InputError
 ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+MAX_YAML_NODES = 200_000
 
 
 @dataclass
@@ -63,6 +64,45 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+def yaml_guard(path: Path, data: bytes) -> None:
+    """Refuse a YAML alias bomb before load(): aliases share nodes, but validating (and the
+    validator's messages) walk the expanded tree - 9 lines of anchors can take minutes."""
+    if path.suffix.lower() == ".json":
+        return
+    import io
+
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
+    try:
+        root = YAML(typ="safe", pure=True).compose(io.StringIO(data.decode("utf-8")))
+    except Exception:  # syntax, encoding, nesting: load() gives its own one-line reason
+        return
+    memo: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # a node reached again through itself counts once
+        if isinstance(node, SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        memo[key] = n
+        return n
+
+    try:
+        n = size(root) if root is not None else 0
+    except RecursionError:
+        raise InputError(path, "YAML nested too deeply") from None
+    if n > MAX_YAML_NODES:
+        raise InputError(path, f"YAML expands to {n} nodes through anchors/aliases (more than "
+                               f"{MAX_YAML_NODES}: an alias bomb?)")
+
+
 def _parse(path: Path, raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
@@ -76,6 +116,7 @@ def _parse(path: Path, raw: bytes) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    yaml_guard(path, raw)
     yaml = YAML(typ="safe", pure=True)
     try:
         return yaml.load(io.StringIO(text))

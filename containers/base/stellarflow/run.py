@@ -127,9 +127,9 @@ def run_job(
     argv, env_extra = runner_argv(runner, site, run_dir=run_dir, jobstore=jobstore,
                                   staging=staging, container=container, restart=restart,
                                   extra=list(extra_args or []))
-    # --restart reuses the CWL and the job frozen in the job store: pass neither again.
-    if not (runner == "toil" and restart):
-        argv += [str(cwl), str(job_path)]
+    # toil-cwl-runner 9.6 requires the workflow and job even with --restart (it then reuses
+    # what the job store froze).
+    argv += [str(cwl), str(job_path)]
     env = dict(os.environ)
     env.update(sites.runner_path_env())
     env.update(env_extra)
