@@ -10,6 +10,7 @@ import pytest
 from scipy.signal import lfilter
 
 from stellarflow.modules import msap4_rotation as rot
+from stellarflow.stage import NotMeasurable
 
 CADENCE_D = 25.0 / 86400.0
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
@@ -108,10 +109,22 @@ def test_gaps_and_nans_are_tolerated() -> None:
     assert abs(res.prot_d / 6.0 - 1) < 0.10
 
 
-def test_too_short_raises() -> None:
+def test_too_short_is_not_measurable() -> None:
     t = np.arange(0, 0.8, CADENCE_D)
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(NotMeasurable, match="too short"):
         rot.measure(t, np.ones_like(t))
+
+
+def test_short_star_stays_ok_with_a_note(tmp_path: Path) -> None:
+    t = np.arange(0, 0.8, CADENCE_D)
+    _write_prepared(tmp_path / "c001.prepared.h5", {"short": (t, np.ones_like(t))})
+    assert rot.main(["--prepared", str(tmp_path / "c001.prepared.h5"),
+                     "--outdir", str(tmp_path)]) == 0
+    with h5py.File(tmp_path / "c001.rotation.h5", "r") as out:
+        star = out["stars/short"]
+        assert star.attrs["status"] == "ok" and star.attrs["error"] == ""
+        assert "too short for a rotation search" in star.attrs["note"]
+        assert "prot_d" not in star.attrs  # read downstream as NaN
 
 
 def _write_prepared(path: Path, stars: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:

@@ -74,6 +74,12 @@ def attr_float(group: h5py.Group, key: str) -> float:
         return float("nan")
 
 
+class NotMeasurable(Exception):
+    """The data cannot support this measurement (e.g. a baseline too short for a period
+    search). The star stays ``ok``, the module's results are NaN, and the reason is kept in
+    the star's ``note`` attr: a short light curve is not a failure of the star."""
+
+
 @dataclass
 class StarContext:
     """What a module's per-star function gets: the star's group in each input, and its output."""
@@ -168,6 +174,11 @@ def run_chunk(
                     with quiet_numerics():
                         if select is None or select(ctx):
                             process(ctx)
+                    status, error = STATUS_OK, ""
+                except NotMeasurable as exc:
+                    for key in list(g_out.keys()):
+                        del g_out[key]
+                    g_out.attrs["note"] = f"{module}: {exc}"
                     status, error = STATUS_OK, ""
                 except Exception as exc:  # one failing star never fails its chunk
                     log.debug("star %s failed in %s", sid, module, exc_info=True)

@@ -376,7 +376,7 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = 
     order = np.argsort(t, kind="stable")
     t, y = t[order], y[order]
     if t.size < 1000:
-        raise ValueError(f"only {t.size} finite samples; seismology needs at least 1000")
+        raise stage.NotMeasurable(f"only {t.size} finite samples; seismology needs at least 1000")
     if cadence_s is None or not np.isfinite(cadence_s) or cadence_s <= 0:
         cadence_s = float(np.median(np.diff(t)) * 86400.0)
     ppm = (y / np.median(y) - 1.0) * 1e6

@@ -22,7 +22,7 @@ import numpy as np
 from astropy.timeseries import LombScargle
 
 from ..errors import InputError
-from ..stage import StarContext, module_main, run_chunk
+from ..stage import NotMeasurable, StarContext, module_main, run_chunk
 
 MODULE = "msap4_rotation"
 VERSION = "0.1.0"
@@ -228,7 +228,7 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     pmax = baseline / 2.0
     nan = float("nan")
     if pmax <= PMIN_D or tb.size < 20:
-        raise ValueError(f"baseline {baseline:.2f} d too short for a rotation search "
+        raise NotMeasurable(f"baseline {baseline:.2f} d too short for a rotation search "
                          f"(need > {2 * PMIN_D} d)")
     df = 1.0 / (OVERSAMPLE * baseline)
     freq = np.arange(1.0 / pmax, 1.0 / PMIN_D + df, df)

@@ -38,7 +38,7 @@ import numpy as np
 from astropy.timeseries import BoxLeastSquares
 
 from ..errors import InputError
-from ..stage import StarContext, attr_float, module_main, run_chunk
+from ..stage import NotMeasurable, StarContext, attr_float, module_main, run_chunk
 from .msap4_rotation import bin_lightcurve, downsample, running_median
 
 MODULE = "transit_search"
@@ -277,7 +277,7 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
     centres, binned, count = bin_lightcurve(t, f, BIN_D)
     baseline = float(t.max() - t.min())
     if baseline / 2.0 <= PMIN_D * 1.1:
-        raise ValueError(f"baseline {baseline:.2f} d too short for a transit search "
+        raise NotMeasurable(f"baseline {baseline:.2f} d too short for a transit search "
                          f"(two transits of P >= {PMIN_D} d need > {2 * PMIN_D} d)")
     resid, _ = flatten(binned)
     sigma = _robust_std(resid)
