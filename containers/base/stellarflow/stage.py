@@ -16,6 +16,7 @@ import argparse
 import datetime as _dt
 import logging
 import os
+import signal
 import socket
 import sys
 import time
@@ -208,6 +209,9 @@ def module_main(
     parser.add_argument("--outdir", type=Path, default=Path("."), help="where to write outputs")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    # In a container the module is PID 1, which ignores SIGTERM without a handler: a runner's
+    # time limit (ToolTimeLimit, a scheduler's walltime) could then not stop it.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format=f"{module}: %(message)s")
     try:
