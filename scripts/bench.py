@@ -352,13 +352,22 @@ def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
 # One measured run
 
 
-def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int,
+def manifest_stars(manifest: Path) -> list[dict[str, Any]]:
+    from ruamel.yaml import YAML
+
+    return list(YAML(typ="safe").load(manifest.read_text())["stars"])
+
+
+def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int | None,
             cores: int, container: bool, keep: bool, interval: float) -> dict[str, Any]:
     """Run the manifest once; wall, tree RSS/CPU, science CPU, Toil stats, job store."""
     outdir = outroot / name
     if outdir.exists():
         shutil.rmtree(outdir)
     extra = ["--maxCores", str(cores), "--stats"] if runner == "toil" else []
+    # None: what `stellarflow run` chooses for these cores (run.resolve_chunk_size).
+    n_stars = len(manifest_stars(manifest))
+    chunk_size = run_mod.resolve_chunk_size(chunk_size, n_stars, runner=runner, extra_args=extra)
     cpu0 = children_cpu()
     t0 = time.perf_counter()
     with TreeSampler(interval=interval) as sampler:
@@ -548,7 +557,8 @@ def text_report(doc: dict[str, Any]) -> str:
         f"load average before {la0[0]:.2f} {la0[1]:.2f} {la0[2]:.2f}; after "
         f"{la1[0]:.2f} {la1[1]:.2f} {la1[2]:.2f} (others' load inflates wall time)",
         "",
-        f"Toil, chunked (chunk size {p['chunk_size']}):",
+        f"Toil, chunked (chunk size {doc['toil']['chunk_size']}"
+        f"{', automatic' if p['chunk_size'] is None else ''}):",
         *fmt_run(doc["toil"]),
         "  science CPU per star by module:",
     ]
@@ -608,8 +618,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stars", type=int, default=240, help="stars in the observation (240)")
     p.add_argument("--days", type=float, default=60.0, help="observation length, days (60)")
     p.add_argument("--cadence-s", type=float, default=25.0, help="cadence, seconds (25)")
-    p.add_argument("--chunk-size", type=int, default=run_mod.DEFAULT_CHUNK_SIZE,
-                   help=f"stars per chunk for the chunked runs ({run_mod.DEFAULT_CHUNK_SIZE})")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="stars per chunk for the chunked runs (default: what `stellarflow run` "
+                        "chooses, automatic for the cores)")
     p.add_argument("--cores", type=int, default=2, help="cores Toil may use: --maxCores (2)")
     p.add_argument("--no-container", action="store_true", help="run steps in the venv")
     p.add_argument("--skip-cwltool", action="store_true", help="no cwltool --parallel run")
@@ -629,7 +640,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     problems = []
     for name in ("stars", "chunk_size", "cores"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be >= 1")
     if args.naive_stars < 0 or args.cwltool_stars < 0:
         problems.append("--naive-stars/--cwltool-stars must be >= 0")

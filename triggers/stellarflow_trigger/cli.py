@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from stellarflow.errors import InputError
-from stellarflow.run import DEFAULT_CHUNK_SIZE
 
 from .ledger import Ledger
 
@@ -29,7 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", type=Path, action="append", default=[],
                    help="dataset file: each appended line 'star_id, lightcurve[, teff, logg, feh]' "
                         "is a star (repeatable)")
-    p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE)
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="stars per chunk (default: automatic for the site, as stellarflow run)")
     p.add_argument("--max-stars", type=int, default=500, help="stars per Toil run (default 500)")
     p.add_argument("--max-wait", type=float, default=2.0,
                    help="seconds a manifest waits for others to share its run (default 2)")
@@ -48,7 +48,7 @@ def _config(args: argparse.Namespace) -> Any:
     from .service import Config
 
     for name in ("chunk_size", "max_stars", "max_runs"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(None, f"--{name.replace('_', '-')} must be >= 1")
     for d in args.dataset:
         if not d.is_file():

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from stellarflow.errors import RunError
-from stellarflow.run import DEFAULT_CHUNK_SIZE
+from stellarflow.run import resolve_chunk_size
 
 from . import CLAIM_PREFIX
 from .batch import build, write_json_atomic
@@ -40,7 +40,7 @@ class Config:
     outdir: Path | None = None          # default STATE/out
     site: str = "local"
     container: bool = True
-    chunk_size: int = DEFAULT_CHUNK_SIZE
+    chunk_size: int | None = None       # stars per chunk; None: automatic for the site
     max_stars: int = 500                # stars per Toil run (a bigger manifest runs alone)
     max_wait: float = 2.0               # seconds a manifest may wait for others to join it
     max_runs: int = 2                   # Toil runs at once
@@ -277,7 +277,10 @@ class Service:
             members = [as_dict(r) for r in self.ledger.all(
                 "SELECT id, observation_id, stars_json FROM manifests WHERE run_id=? "
                 "AND state NOT IN ('duplicate') ORDER BY id", run["id"])]
-            write_json_atomic(path, build(run["id"], members, self.cfg.chunk_size))
+            n_stars = sum(len(json.loads(m["stars_json"])) for m in members)
+            size = resolve_chunk_size(self.cfg.chunk_size, n_stars, site=self.cfg.site,
+                                      extra_args=self.cfg.toil_args)
+            write_json_atomic(path, build(run["id"], members, size))
         return path
 
     def kill_leftovers(self, run_dir: Path) -> None:

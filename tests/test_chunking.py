@@ -1,0 +1,57 @@
+"""Automatic chunk size: whole rounds of chunks over the cores, capped; explicit sizes kept."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from stellarflow import run
+from stellarflow.errors import InputError
+
+
+@pytest.mark.parametrize(("stars", "slots", "expected"), [
+    (240, 2, 120),      # the benchmark: one chunk per core
+    (241, 2, 121),
+    (400, 2, 100),      # 300 per core would pass the cap: two rounds of 2 chunks
+    (1, 2, 1),
+    (3, 8, 1),          # fewer stars than cores: one star per chunk
+    (100_000, 2, 150),
+    (24, 1, 24),
+])
+def test_auto_chunk_size_on_known_cores(stars: int, slots: int, expected: int) -> None:
+    assert run.auto_chunk_size(stars, slots) == expected
+
+
+@pytest.mark.parametrize("stars", [1, 7, 240, 1000, 12_345, 200_000])
+@pytest.mark.parametrize("slots", [1, 2, 3, 16, 64])
+def test_auto_chunks_balance_the_cores_and_stay_capped(stars: int, slots: int) -> None:
+    size = run.auto_chunk_size(stars, slots)
+    chunks = math.ceil(stars / size)
+    assert 1 <= size <= run.AUTO_CHUNK_MAX
+    # The busiest core (chunks dealt round-robin) has at most one star per chunk it runs more
+    # than an even share: no core waits a whole chunk for another.
+    busiest = math.ceil(chunks / slots) * size
+    assert busiest <= stars / slots + math.ceil(chunks / slots)
+    assert chunks <= stars
+
+
+def test_scheduler_sites_get_equal_bounded_chunks() -> None:
+    assert run.auto_chunk_size(240, None) == 48
+    assert run.auto_chunk_size(30, None) == 30
+    assert run.auto_chunk_size(100_000, None) == run.SCHEDULER_CHUNK_MAX
+
+
+def test_slots_follow_max_cores_then_the_profile_then_the_machine(monkeypatch) -> None:
+    assert run.site_slots("local", "toil", ["--maxCores", "3"]) == 3
+    assert run.site_slots("local", "toil", ["--maxCores=5", "--stats"]) == 5
+    monkeypatch.setattr(run.os, "cpu_count", lambda: 7)
+    assert run.site_slots("local", "toil", []) == 7
+    assert run.site_slots("local", "cwltool", []) == 7
+    assert run.site_slots("slurm", "toil", []) is None
+
+
+def test_explicit_chunk_size_is_kept_and_checked() -> None:
+    assert run.resolve_chunk_size(7, 240) == 7
+    with pytest.raises(InputError, match="--chunk-size must be >= 1, got 0"):
+        run.resolve_chunk_size(0, 240)
