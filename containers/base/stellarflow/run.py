@@ -103,10 +103,13 @@ def run_job(
     restart: bool = False,
     extra_args: list[str] | None = None,
     quiet: bool = True,
+    inline: bool = True,
 ) -> RunResult:
     """Run a CWL job for ``workflow``; outputs end in ``outdir/<observation_id>``.
 
     ``run_dir`` (with its job store) may be given to resume a run with ``restart=True``.
+    ``inline``: Toil gets a copy of the workflow with its sub-workflows inlined
+    (stellarflow.inline, written to RUN/workflow/): the same tools, fewer Toil jobs.
     Raises RunError with a one-line reason when the run did not complete.
     """
     outdir = Path(outdir).resolve()
@@ -126,6 +129,10 @@ def run_job(
     job_path = run_dir / "job.json"
     if not (restart and job_path.exists()):
         job_path.write_text(json.dumps(job, indent=1))
+    if runner == "toil" and inline:
+        from .inline import inline as inline_workflow
+
+        cwl = inline_workflow(cwl, run_dir / "workflow")
     jobstore = str(run_dir / "jobstore")
     staging = run_dir / "out"
     if staging.exists() and not restart:
@@ -244,12 +251,16 @@ def add_arguments(p: Any) -> None:
                         f"{SCHEDULER_CHUNK_MAX})")
     p.add_argument("--runner", choices=RUNNERS, default="toil",
                    help="toil-cwl-runner (default) or cwltool (for comparison/validation)")
+    p.add_argument("--no-inline", action="store_true",
+                   help="give Toil the workflow files as written (each sub-workflow then costs "
+                        "Toil jobs of its own); by default it gets a copy with them inlined")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
 
 
 def cmd_run(args: Any) -> int:
     result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
-                          site=args.site, container=not args.no_container, runner=args.runner)
+                          site=args.site, container=not args.no_container, runner=args.runner,
+                          inline=not args.no_inline)
     if args.json:
         print(result.to_json())
     else:
