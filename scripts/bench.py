@@ -359,12 +359,14 @@ def manifest_stars(manifest: Path) -> list[dict[str, Any]]:
 
 
 def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int | None,
-            cores: int, container: bool, keep: bool, interval: float) -> dict[str, Any]:
+            cores: int, container: bool, keep: bool, interval: float,
+            toil_args: list[str] | None = None) -> dict[str, Any]:
     """Run the manifest once; wall, tree RSS/CPU, science CPU, Toil stats, job store."""
     outdir = outroot / name
     if outdir.exists():
         shutil.rmtree(outdir)
-    extra = ["--maxCores", str(cores), "--stats"] if runner == "toil" else []
+    extra = (["--maxCores", str(cores), "--stats", *(toil_args or [])] if runner == "toil"
+             else [])
     # None: what `stellarflow run` chooses for these cores (run.resolve_chunk_size).
     n_stars = len(manifest_stars(manifest))
     chunk_size = run_mod.resolve_chunk_size(chunk_size, n_stars, runner=runner, extra_args=extra)
@@ -635,6 +637,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="JSON result (WORKDIR/latest.json); <utc>.json/.txt are kept beside it")
     p.add_argument("--keep", action="store_true", help="keep the Toil job stores")
+    p.add_argument("--toil-arg", action="append", default=[], dest="toil_args",
+                   help="extra toil-cwl-runner option for the Toil runs (repeatable), e.g. "
+                        "--toil-arg=--bypass-file-store")
     p.add_argument("--interval", type=float, default=0.2, help="RSS sampling interval, s (0.2)")
     p.add_argument("--debug", action="store_true", help="tracebacks")
     args = p.parse_args(argv)
@@ -666,7 +671,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                    "seed": SEED, "chunk_size": args.chunk_size, "cores": args.cores,
                    "container": container, "naive_stars": None if args.skip_naive else naive_n,
                    "cwltool_stars": None if args.skip_cwltool else cwl_n,
-                   "rss_interval_s": args.interval},
+                   "rss_interval_s": args.interval, "toil_args": args.toil_args},
         "host": {"name": socket.gethostname(), "cpus": psutil.cpu_count(),
                  "mem_gb": psutil.virtual_memory().total / 2**30,
                  "python": platform.python_version()},
@@ -677,7 +682,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     runs = workdir / "runs"
     common = {"cores": args.cores, "container": container, "keep": args.keep,
-              "interval": args.interval}
+              "interval": args.interval, "toil_args": args.toil_args}
     stamp = utc.strftime("%Y%m%dT%H%M%SZ")
     doc["complete"] = False
     doc["cwltool"] = {"skipped": "--skip-cwltool"} if args.skip_cwltool else {"pending": True}
