@@ -62,7 +62,9 @@ def drop(inbox: Path, name: str, obs: str, lcs: list[str]) -> None:
 
 class Daemon:
     def __init__(self, inbox: Path, state: Path, *extra: str) -> None:
-        self.log = open(state.parent / "daemon.log", "ab")  # noqa: SIM115
+        self.log_path = state.parent / "daemon.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.log_start = self.log.tell()  # this daemon's lines come after
         state.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stellarflow.cli", "trigger", "watch", str(inbox),
@@ -96,7 +98,19 @@ class Daemon:
         self.log.close()
         return len(victims)
 
+    def wait_watching(self, timeout: float = 120) -> None:
+        """Until this daemon logged 'watching' (its SIGTERM handler is set from then on: a
+        SIGTERM during interpreter start-up would kill it with -15)."""
+        t0 = time.time()
+        while time.time() - t0 < timeout and self.proc.poll() is None:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(self.log_start)
+                if b" INFO watching " in fh.read():
+                    return
+            time.sleep(0.2)
+
     def stop(self) -> int:
+        self.wait_watching()
         self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=60)
         self.log.close()
