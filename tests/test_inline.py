@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cwltool.main import main as cwltool_main
 from ruamel.yaml import YAML
 
@@ -58,12 +59,25 @@ inputs:
 outputs:
   out: stdout
 """
+# The inner workflow's one step (echo its input a).
+SAY_STEP = """steps:
+  say:
+    run: echo.cwl
+    in: {x: a}
+    out: [out]
+"""
 
 
-def test_defaults_and_pass_through_outputs(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "echo.cwl", TOOL)
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    """A folder of source CWL with the echo tool."""
+    d = tmp_path / "src"
+    d.mkdir()
+    write(d / "echo.cwl", TOOL)
+    return d
+
+
+def test_defaults_and_pass_through_outputs(tmp_path: Path, src: Path) -> None:
     write(src / "inner.cwl", """cwlVersion: v1.2
 class: Workflow
 inputs:
@@ -72,12 +86,7 @@ inputs:
 outputs:
   echoed: {type: File, outputSource: say/out}
   same_b: {type: string, outputSource: b}
-steps:
-  say:
-    run: echo.cwl
-    in: {x: a}
-    out: [out]
-""")
+""" + SAY_STEP)
     write(src / "outer.cwl", """cwlVersion: v1.2
 class: Workflow
 requirements:
@@ -102,22 +111,14 @@ steps:
     assert cwltool_main(["--validate", str(out / "outer.cwl")]) == 0
 
 
-def test_a_step_it_cannot_inline_is_kept_as_written(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    write(src / "echo.cwl", TOOL)
+def test_a_step_it_cannot_inline_is_kept_as_written(tmp_path: Path, src: Path) -> None:
     write(src / "inner.cwl", """cwlVersion: v1.2
 class: Workflow
 inputs:
   a: string
 outputs:
   echoed: {type: File, outputSource: say/out}
-steps:
-  say:
-    run: echo.cwl
-    in: {x: a}
-    out: [out]
-""")
+""" + SAY_STEP)
     write(src / "outer.cwl", """cwlVersion: v1.2
 class: Workflow
 requirements:
