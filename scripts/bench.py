@@ -352,12 +352,6 @@ def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
 # One measured run
 
 
-def manifest_stars(manifest: Path) -> list[dict[str, Any]]:
-    from ruamel.yaml import YAML
-
-    return list(YAML(typ="safe").load(manifest.read_text())["stars"])
-
-
 def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int | None,
             cores: int, container: bool, keep: bool, interval: float,
             toil_args: list[str] | None = None) -> dict[str, Any]:
@@ -367,9 +361,6 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         shutil.rmtree(outdir)
     extra = (["--maxCores", str(cores), "--stats", *(toil_args or [])] if runner == "toil"
              else [])
-    # None: what `stellarflow run` chooses for these cores (run.resolve_chunk_size).
-    n_stars = len(manifest_stars(manifest))
-    chunk_size = run_mod.resolve_chunk_size(chunk_size, n_stars, runner=runner, extra_args=extra)
     cpu0 = children_cpu()
     t0 = time.perf_counter()
     with TreeSampler(interval=interval) as sampler:
@@ -385,8 +376,9 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
     rec: dict[str, Any] = {
         "runner": "toil-cwl-runner" if runner == "toil" else "cwltool --parallel",
         "stars": stars,
-        "chunk_size": chunk_size,
-        "chunks": math.ceil(stars / chunk_size),
+        # None asked for what `stellarflow run` chooses for these cores; the run says which.
+        "chunk_size": result.chunk_size,
+        "chunks": math.ceil(stars / result.chunk_size),
         "cores": used_cores,
         "runner_args": extra,
         "wall_s": wall,

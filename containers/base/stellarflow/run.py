@@ -46,6 +46,7 @@ class RunResult:
     stars_failed: int = 0
     catalogue: str | None = None
     report: str | None = None
+    chunk_size: int | None = None  # what the job asked for (stars per chunk)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -156,7 +157,7 @@ def run_job(
         proc = subprocess.run(argv, stdout=out, stderr=log, env=env, cwd=run_dir, check=False)
     result = RunResult(observation_id=observation_id, outdir=str(outdir / observation_id),
                        run_dir=str(run_dir), jobstore=jobstore, log_path=str(log_path),
-                       returncode=proc.returncode)
+                       returncode=proc.returncode, chunk_size=job.get("chunk_size"))
     if proc.returncode != 0:
         toil_log = run_dir / "toil.log"
         why = (sites.failure_summary(toil_log) if toil_log.exists() else None) or error_tail(
@@ -199,19 +200,20 @@ def auto_chunk_size(n_stars: int, slots: int | None) -> int:
 def site_slots(site: str, runner: str = "toil", extra_args: list[str] | None = None) -> int | None:
     """One-core job slots a run gets: --maxCores (command line, then the site profile) or this
     machine's cores for Toil's single_machine and for cwltool; None on a scheduler."""
-    if runner == "toil" and sites.batch_system(site) != "single_machine":
+    import argparse
+
+    settings = sites.profile_settings(site) if runner == "toil" else {}
+    if settings.get("batchSystem", "single_machine") != "single_machine":
         return None
-    args = list(extra_args or [])
-    for i, a in enumerate(args):
-        value = a.split("=", 1)[1] if a.startswith("--maxCores=") else (
-            args[i + 1] if a == "--maxCores" and i + 1 < len(args) else None)
-        if value is not None:
-            return max(int(float(value)), 1)
-    if runner == "toil":
-        configured = sites.profile_settings(site).get("maxCores")
-        if configured:
-            return max(int(float(configured)), 1)
-    return os.cpu_count() or 1
+    given = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    given.add_argument("--maxCores", type=float)
+    try:
+        max_cores = given.parse_known_args(list(extra_args or []))[0].maxCores
+    except argparse.ArgumentError:  # a bad value: toil-cwl-runner rejects it with its own line
+        max_cores = None
+    if max_cores is None:
+        max_cores = settings.get("maxCores")
+    return max(int(float(max_cores)), 1) if max_cores else (os.cpu_count() or 1)
 
 
 def resolve_chunk_size(chunk_size: int | None, n_stars: int, *, site: str = "local",

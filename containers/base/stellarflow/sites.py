@@ -60,11 +60,6 @@ def profile_settings(site: str) -> dict:
     return dict(data or {})
 
 
-def batch_system(site: str) -> str:
-    """The profile's Toil batch system (single_machine when it names none)."""
-    return str(profile_settings(site).get("batchSystem", "single_machine"))
-
-
 def profile_env(site: str) -> dict[str, str]:
     """KEY=VALUE lines of jobstore_config/<site>.env (shell quoting; # comments)."""
     path = profile_dir() / f"{site}.env"
