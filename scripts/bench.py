@@ -183,8 +183,8 @@ def process_kind(cmdline: list[str], name: str) -> str:
         return "nodejs (CWL expressions)"
     if "stellarflow.modules." in text:
         return "module processes"  # science + their start, imports, I/O
-    if "_toil_worker" in text:
-        return "toil workers"
+    if "_toil_worker" in text or "stellarflow.toil_fork_server" in text:
+        return "toil workers"  # forked from the warm server (toil_single_machine) or started
     if "toil-cwl-runner" in text:
         return "toil leader"
     if "cwltool" in text:

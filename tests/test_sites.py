@@ -262,31 +262,7 @@ def test_toil_discovers_the_plugin_through_pythonpath():
                          check=True, timeout=120).stdout.split()
     assert out[:3] == ["stellarflow.toil_fix_5577"] * 3
     assert out[3] == "toil.batchSystems.slurm"
-    assert out[4] == "stellarflow.toil_leader_poll"
-
-
-def test_single_machine_leader_waits_at_most_the_short_poll():
-    """Toil's leader asks with maxWait=2; the plugin's single_machine waits POLL_S at most."""
-    import queue
-
-    from stellarflow import toil_leader_poll as poll
-
-    cls = poll.fast_poll_class()
-    from toil.batchSystems.singleMachine import SingleMachineBatchSystem
-
-    assert issubclass(cls, SingleMachineBatchSystem)
-    waits = []
-
-    class Queue:  # records the wait the leader's poll asks for
-        def get(self, timeout):
-            waits.append(timeout)
-            raise queue.Empty
-
-    box = cls.__new__(cls)  # only what getUpdatedBatchJob reads
-    box.outputQueue = Queue()
-    box._checkOnDaddy = lambda: None
-    assert box.getUpdatedBatchJob(2) is None
-    assert waits == [poll.POLL_S]
+    assert out[4] == "stellarflow.toil_single_machine"
 
 
 # --- Kubernetes manifests ------------------------------------------------------------------------

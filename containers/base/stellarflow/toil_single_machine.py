@@ -1,0 +1,280 @@
+"""Toil's single_machine batch system, two costs removed (Toil 9.6.0).
+
+1. **Leader poll.** Toil's leader loop asks the batch system for a finished job with
+   ``maxWait=2`` on every turn, even when it still has job updates of its own to process. When a
+   job finishes, its finished parents (a CWL sub-workflow, its ResolveIndirect, the scatter) are
+   cleaned up one level per turn, so every level of CWL nesting costs 2 s of an idle machine:
+   measured here, 12 s between a chunk's last step and the next job, 5-13 s between MSAP stages,
+   37 s at the end of a run. On a single machine a poll is a queue read, so waiting at most
+   POLL_S per turn costs the leader nothing measurable and removes that latency.
+2. **Worker start.** Each job is a ``_toil_worker`` process that spends ~1 s importing Toil and
+   cwltool before it loads its job; a run of 240 stars has 26 jobs, most of them on the critical
+   path of a chunk or of the run's start and end. Workers are forked instead from a warm server
+   (stellarflow.toil_fork_server) that imported all that once. Each worker is still its own
+   process in its own session, with the environment Toil gives it; Toil tracks, kills and reaps
+   it as before through a Popen-like handle. If the server cannot start or dies, the jobs it had
+   are reported failed (Toil retries them) and workers start the ordinary way from then on.
+   ``STELLARFLOW_FORK_WORKERS=0`` turns forking off.
+
+Installed as a Toil batch-system plugin (package toil_batch_system_stellarflow in
+containers/base/toil_plugins/) under the upstream name, so profiles keep saying
+``batchSystem: single_machine``. Schedulers (Slurm, SGE...) are left alone: there a poll is a
+``squeue``/``qstat`` call and a worker starts on another node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from typing import Any
+
+POLL_S = 0.1
+FORK_ENV = "STELLARFLOW_FORK_WORKERS"
+START_TIMEOUT_S = 60.0
+
+log = logging.getLogger(__name__)
+
+
+class ForkedWorker:
+    """What Toil's single_machine needs of a subprocess.Popen, for a worker the server forked.
+
+    The server (not the leader) is the worker's parent and reaps it; it reports the exit status,
+    which ``poll``/``wait`` then return."""
+
+    def __init__(self, args: str) -> None:
+        self.args = args
+        self.pid = 0
+        self.returncode: int | None = None
+        self.error: str | None = None
+        self._started = threading.Event()
+        self._ended = threading.Event()
+
+    def _set_pid(self, pid: int) -> None:
+        self.pid = pid
+        self._started.set()
+
+    def _fail_start(self, error: str) -> None:
+        self.error = error
+        self._started.set()
+
+    def _set_returncode(self, code: int) -> None:
+        self.returncode = code
+        self._ended.set()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended.wait(timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None and self.pid:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkServer:
+    """Leader side of stellarflow.toil_fork_server: one warm process, one reply reader."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stellarflow.toil_fork_server"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._workers: dict[int, ForkedWorker] = {}
+        self.alive = True
+        self._reader = threading.Thread(target=self._read, name="stellarflow-fork-replies",
+                                        daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            with self._lock:
+                worker = self._workers.get(msg["id"])
+                if worker is None:
+                    continue
+                if "pid" in msg:
+                    worker._set_pid(msg["pid"])
+                elif "error" in msg:
+                    self._workers.pop(msg["id"])
+                    worker._fail_start(msg["error"])
+                elif "returncode" in msg:
+                    self._workers.pop(msg["id"])
+                    worker._set_returncode(msg["returncode"])
+        # EOF: the server is gone. Reap it now (Toil's waitid(P_ALL) would otherwise keep
+        # seeing it), and fail what it still had: their exit status is lost with it.
+        code = self.proc.wait()
+        with self._lock:
+            self.alive = False
+            orphans = list(self._workers.values())
+            self._workers.clear()
+        if orphans or code != 0:
+            log.warning("stellarflow fork server ended (exit %s) with %d worker(s) running; "
+                        "they are stopped and reported failed, and workers now start the "
+                        "ordinary way", code, len(orphans))
+        for worker in orphans:
+            if worker.pid:
+                try:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                worker._set_returncode(-signal.SIGKILL)
+            else:
+                worker._fail_start(f"fork server exited with {code}")
+
+    def spawn(self, argv: list[str], env: dict[str, str], command: str) -> ForkedWorker | None:
+        """Fork a worker; None if the server cannot (the caller then starts it itself)."""
+        worker = ForkedWorker(command)
+        with self._lock:
+            if not self.alive:
+                return None
+            self._next_id += 1
+            job = self._next_id
+            self._workers[job] = worker
+            request = json.dumps({"id": job, "argv": argv, "env": env, "cwd": os.getcwd()})
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(request.encode() + b"\n")
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self._workers.pop(job, None)
+                return None
+        if not worker._started.wait(START_TIMEOUT_S) or worker.error is not None:
+            with self._lock:
+                self._workers.pop(job, None)
+            log.warning("stellarflow fork server could not start a worker (%s)",
+                        worker.error or "no answer")
+            return None
+        return worker
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout=10)
+
+
+def worker_argv(command: str) -> list[str] | None:
+    """The argv of a ``_toil_worker`` command line, None for any other command."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if not argv or os.path.basename(argv[0]) != "_toil_worker":
+        return None
+    return argv
+
+
+class _PopenRouter:
+    """Stands in for the ``subprocess`` module inside toil.batchSystems.singleMachine: its one
+    ``subprocess.Popen(command, shell=True, env=..., start_new_session=True)`` per job becomes a
+    fork from the server when the calling thread's batch system has one and the command is a
+    Toil worker. Everything else is the real subprocess module."""
+
+    local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(subprocess, name)
+
+    def Popen(self, args: Any, *rest: Any, **kw: Any) -> Any:  # noqa: N802 (subprocess's name)
+        server: ForkServer | None = getattr(self.local, "server", None)
+        if server is not None and isinstance(args, str) and not rest and kw.get("shell") \
+                and kw.get("start_new_session"):
+            argv = worker_argv(args)
+            if argv is not None:
+                worker = server.spawn(argv, dict(kw.get("env") or os.environ), args)
+                if worker is not None:
+                    return worker
+        return subprocess.Popen(args, *rest, **kw)
+
+
+def forking_enabled() -> bool:
+    return os.environ.get(FORK_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
+
+
+def single_machine_class() -> type:
+    from toil.batchSystems import singleMachine
+    from toil.batchSystems.singleMachine import SingleMachineBatchSystem
+
+    if not isinstance(singleMachine.subprocess, _PopenRouter):
+        singleMachine.subprocess = _PopenRouter()  # type: ignore[assignment]
+
+    class SingleMachineBatchSystemStellarflow(SingleMachineBatchSystem):
+        __doc__ = (f"{SingleMachineBatchSystem.__doc__ or ''}\n(stellarflow: the leader waits at "
+                   f"most {POLL_S} s per poll; workers are forked from a warm server)")
+
+        def getUpdatedBatchJob(self, maxWait: int) -> Any:  # noqa: N802 (Toil's name)
+            return super().getUpdatedBatchJob(min(maxWait, POLL_S))  # type: ignore[arg-type]
+
+        def _fork_server(self) -> ForkServer | None:
+            server = getattr(self, "_stellarflow_fork_server", None)
+            if server is None and not getattr(self, "_stellarflow_no_fork", False):
+                if getattr(self, "debugWorker", False) or not forking_enabled():
+                    self._stellarflow_no_fork = True
+                    return None
+                try:
+                    server = ForkServer()
+                except OSError as exc:
+                    log.warning("stellarflow fork server did not start (%s); workers start "
+                                "the ordinary way", exc)
+                    self._stellarflow_no_fork = True
+                    return None
+                self._stellarflow_fork_server = server
+            return server if server is not None and server.alive else None
+
+        def _startChild(self, jobCommand: str, *args: Any, **kwargs: Any) -> Any:  # noqa: N802,N803
+            _PopenRouter.local.server = self._fork_server()
+            try:
+                return super()._startChild(jobCommand, *args, **kwargs)
+            finally:
+                _PopenRouter.local.server = None
+
+        def _pollForDoneChildrenIn(self, pid_to_popen: dict[int, Any]) -> set[int]:  # noqa: N802
+            forked = {pid for pid, p in pid_to_popen.items() if isinstance(p, ForkedWorker)}
+            ready = {pid for pid in forked if pid_to_popen[pid].returncode is not None}
+            others = {pid: p for pid, p in pid_to_popen.items() if pid not in forked}
+            return ready | (super()._pollForDoneChildrenIn(others) if others else set())
+
+        def shutdown(self) -> None:
+            try:
+                super().shutdown()
+            finally:
+                server = getattr(self, "_stellarflow_fork_server", None)
+                if server is not None:
+                    server.close()
+
+    SingleMachineBatchSystemStellarflow.__module__ = __name__
+    return SingleMachineBatchSystemStellarflow
+
+
+def register() -> None:
+    from toil.batchSystems.registry import add_batch_system_factory
+
+    add_batch_system_factory("single_machine", single_machine_class)

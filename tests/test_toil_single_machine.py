@@ -1,0 +1,192 @@
+"""The plugin's single_machine (stellarflow.toil_single_machine): short leader poll, workers
+forked from a warm server. Real Toil workflows in fresh processes with the environment
+`stellarflow run` gives toil-cwl-runner; the CWL end-to-end tests run on it too."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from stellarflow import sites
+from stellarflow import toil_single_machine as sm
+
+from conftest import runner_env
+
+# A Toil workflow: every leaf reports its pid, parent and session; MODE picks a failure.
+WORKFLOW = textwrap.dedent("""
+    import json, os, re, sys, time
+    from toil.common import Toil
+    from toil.job import Job
+    from toil.exceptions import FailedJobsException
+
+    def leaf(job, i, mode):
+        if mode == "fail" and i == 1:
+            raise RuntimeError("leaf 1 fails on purpose")
+        if mode == "hang" and i == 1:
+            with open(os.environ["HANG_PIDFILE"], "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(600)
+        return {"pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0),
+                "omp": os.environ.get("OMP_NUM_THREADS")}
+
+    def root(job, mode):
+        return [job.addChildJobFn(leaf, i, mode).rv() for i in range(3)]
+
+    if __name__ == "__main__":
+        jobstore, mode = sys.argv[1], sys.argv[2]
+        opts = Job.Runner.getDefaultOptions(jobstore)
+        opts.batchSystem = "single_machine"
+        opts.maxCores = 2
+        opts.retryCount = 0
+        opts.clean = "always"
+        try:
+            with Toil(opts) as toil:
+                leaves = toil.start(Job.wrapJobFn(root, mode))
+        except FailedJobsException as exc:
+            failed = int(re.search(r"contains (\\d+) failed jobs", exc.msg).group(1))
+            print(json.dumps({"leader": os.getpid(), "failed": failed}))
+            sys.exit(0)
+        print(json.dumps({"leader": os.getpid(), "leaves": leaves}))
+""")
+
+
+def run_workflow(tmp_path: Path, mode: str, fork: bool = True) -> dict:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    script = tmp_path / "wf.py"
+    script.write_text(WORKFLOW)
+    env = runner_env()
+    env.update(sites.runner_path_env())
+    env[sm.FORK_ENV] = "1" if fork else "0"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "js"), mode], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_workers_are_forked_from_one_warm_server(tmp_path):
+    out = run_workflow(tmp_path, "ok")
+    leaves = out["leaves"]
+    parents = {leaf["ppid"] for leaf in leaves}
+    assert len(parents) == 1 and out["leader"] not in parents  # one server, not the leader
+    assert all(leaf["sid"] == leaf["pid"] for leaf in leaves)  # own session, as Toil's Popen
+    assert all(leaf["omp"] == "1" for leaf in leaves)  # the job environment Toil sets
+
+
+def test_forking_can_be_turned_off(tmp_path):
+    out = run_workflow(tmp_path, "ok", fork=False)
+    # Toil's own start: `/bin/sh -c _toil_worker ...` in a new session; the worker is its child.
+    assert all(leaf["ppid"] == leaf["sid"] for leaf in out["leaves"])
+
+
+def test_a_failing_forked_worker_fails_its_job(tmp_path):
+    """The failed leaf and its parent: what Toil reports when it starts workers itself."""
+    forked = run_workflow(tmp_path / "forked", "fail")["failed"]
+    assert forked >= 1
+    assert forked == run_workflow(tmp_path / "started", "fail", fork=False)["failed"]
+
+
+def test_stopping_the_leader_stops_a_forked_worker(tmp_path):
+    """SIGTERM to the leader: Toil shuts its batch system down and kills the running jobs
+    through the Popen-like handles; the forked worker must not outlive the run."""
+    script = tmp_path / "wf.py"
+    script.write_text(WORKFLOW)
+    pidfile = tmp_path / "hang.pid"
+    env = runner_env()
+    env.update(sites.runner_path_env())
+    env.update({sm.FORK_ENV: "1", "HANG_PIDFILE": str(pidfile)})
+    leader = subprocess.Popen([sys.executable, str(script), str(tmp_path / "js"), "hang"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = int(pidfile.read_text())
+        leader.send_signal(signal.SIGTERM)
+        leader.wait(timeout=120)
+        deadline = time.monotonic() + 30
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker)
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_server_death_fails_its_workers_and_forking_stops(tmp_path):
+    server = sm.ForkServer()
+    try:
+        # A stand-in worker the server "had": a real process in its own session.
+        sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        stray = sm.ForkedWorker("sleep 300")
+        stray._set_pid(sleeper.pid)
+        with server._lock:
+            server._workers[10 ** 6] = stray
+        server.proc.kill()
+        assert stray.wait(timeout=30) == -signal.SIGKILL
+        assert sleeper.wait(timeout=30) == -signal.SIGKILL
+        assert not server.alive
+        assert server.spawn(["_toil_worker", "a", "b", "c"], dict(os.environ), "x") is None
+    finally:
+        server.close()
+
+
+def test_server_reports_a_worker_exit_status():
+    """A worker that cannot parse its arguments exits 2 (argparse), as `_toil_worker` would."""
+    server = sm.ForkServer()
+    try:
+        worker = server.spawn(["_toil_worker"], dict(os.environ), "_toil_worker")
+        assert worker is not None and worker.pid > 0
+        assert worker.wait(timeout=60) == 2
+        assert worker.poll() == 2
+    finally:
+        server.close()
+    assert server.proc.returncode == 0  # stdin closed: the server ends cleanly
+
+
+@pytest.mark.parametrize("command, is_worker", [
+    ("/venv/bin/_toil_worker CWLJob file:/js kind-CWLJob/instance-x --context abc", True),
+    ("_toil_worker ResolveIndirect file:/js id", True),
+    ("echo _toil_worker", False),
+    ("", False),
+    ("'unbalanced", False),
+])
+def test_only_toil_worker_commands_are_forked(command, is_worker):
+    assert (sm.worker_argv(command) is not None) is is_worker
+
+
+def test_leader_waits_at_most_the_short_poll():
+    """Toil's leader asks with maxWait=2; the plugin's single_machine waits POLL_S at most."""
+    from toil.batchSystems.singleMachine import SingleMachineBatchSystem
+
+    cls = sm.single_machine_class()
+    assert issubclass(cls, SingleMachineBatchSystem)
+    waits = []
+
+    class Queue:  # records the wait the leader's poll asks for
+        def get(self, timeout):
+            waits.append(timeout)
+            raise queue.Empty
+
+    box = cls.__new__(cls)  # only what getUpdatedBatchJob reads
+    box.outputQueue = Queue()
+    box._checkOnDaddy = lambda: None
+    assert box.getUpdatedBatchJob(2) is None
+    assert waits == [sm.POLL_S]
