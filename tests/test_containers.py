@@ -12,11 +12,13 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import h5py
@@ -334,6 +336,39 @@ def test_wrapper_drops_keep_id_for_rootful_podman_only_before_the_image(built: l
     wrapped = subprocess.run([str(WRAPPER), *cmd], capture_output=True, text=True, timeout=120)
     assert wrapped.returncode == 0, wrapped.stderr
     assert wrapped.stdout.strip() == "['--userns=keep-id']"  # the command's own args untouched
+
+
+def test_runner_env_names_the_real_podman_for_the_wrapper() -> None:
+    from stellarflow import sites
+
+    env = sites.runner_path_env()
+    real = env.get(sites.REAL_PODMAN_ENV)
+    assert real and Path(real).is_file()
+    assert b"stellarflow-podman-wrapper" not in Path(real).read_bytes()[:4096]
+
+
+def test_wrapper_ends_stats_of_one_container_with_the_container(built: list[str],
+                                                                tmp_path: Path) -> None:
+    """cwltool's memory monitor: `podman stats --format {{.MemPerc}} ID` streams samples while
+    the container runs and, through the wrapper, ends when the container has ended."""
+    cid = tmp_path / "c.cid"
+    run = subprocess.Popen([str(WRAPPER), "run", "--rm", "--net=none", f"--cidfile={cid}",
+                            BASE_REF, "sleep", "4"])
+    try:
+        deadline = time.monotonic() + 60
+        while not (cid.exists() and cid.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stats = subprocess.Popen([str(WRAPPER), "stats", "--format", "{{.MemPerc}}",
+                                  cid.read_text().strip()], stdout=subprocess.PIPE, text=True)
+        assert run.wait(timeout=60) == 0
+        ended = time.monotonic()
+        out, _ = stats.communicate(timeout=30)
+        assert time.monotonic() - ended < 3.0  # podman's own stats goes on for its 5 s interval
+        assert stats.returncode == 0
+        assert re.search(r"\d+(\.\d+)?%", out), out  # it did sample the running container
+    finally:
+        if run.poll() is None:
+            run.kill()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="setup-podman only writes system files as root")

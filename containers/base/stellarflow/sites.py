@@ -206,7 +206,32 @@ def runner_path_env() -> dict[str, str]:
     plugins = str(root / PLUGIN_DIR)
     pythonpath = os.pathsep.join([plugins] + [p for p in os.environ.get("PYTHONPATH", "").split(
         os.pathsep) if p and p != plugins])
-    return {"PATH": path, "PYTHONPATH": pythonpath}
+    env = {"PATH": path, "PYTHONPATH": pythonpath}
+    podman = os.environ.get(REAL_PODMAN_ENV) or real_podman(path)
+    if podman:
+        env[REAL_PODMAN_ENV] = podman
+    return env
+
+
+REAL_PODMAN_ENV = "STELLARFLOW_REAL_PODMAN"
+PODMAN_WRAPPER_MARKER = b"stellarflow-podman-wrapper"
+
+
+def real_podman(path: str) -> str | None:
+    """The podman the wrapper in scripts/bin hands over to: the first on ``path`` that is not a
+    copy of the wrapper (found once here instead of on each of a job's podman calls)."""
+    for d in [*path.split(os.pathsep), "/usr/bin", "/usr/local/bin"]:
+        candidate = Path(d or ".") / "podman"
+        try:
+            if not candidate.is_file() or not os.access(candidate, os.X_OK):
+                continue
+            with open(candidate, "rb") as f:
+                if PODMAN_WRAPPER_MARKER in f.read(4096):
+                    continue
+        except OSError:
+            continue
+        return str(candidate.resolve())
+    return None
 
 
 def failure_summary(toil_log: Path, tail_lines: int = 5) -> str | None:
