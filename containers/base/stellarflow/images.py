@@ -171,7 +171,16 @@ def image_exists(ref: str) -> bool:
 
 
 def missing_images(refs: Iterable[str]) -> list[str]:
-    return [ref for ref in sorted(set(refs)) if not image_exists(ref)]
+    """The refs not in local storage. One podman call when all are there (the usual case, on
+    every run's critical path: ~0.1 s per call); one per ref only to name what is missing."""
+    wanted = sorted(set(refs))
+    podman = podman_command()
+    if wanted and podman:
+        r = subprocess.run([podman, "image", "inspect", "--format", "{{.Id}}", *wanted],
+                           capture_output=True, timeout=60)
+        if r.returncode == 0:
+            return []
+    return [ref for ref in wanted if not image_exists(ref)]
 
 
 def check_images(cwl_files: Iterable[Path]) -> list[str]:
