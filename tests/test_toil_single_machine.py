@@ -190,3 +190,12 @@ def test_leader_waits_at_most_the_short_poll():
     box._checkOnDaddy = lambda: None
     assert box.getUpdatedBatchJob(2) is None
     assert waits == [sm.POLL_S]
+
+
+def test_service_manager_turns_are_short():
+    from toil import serviceManager
+
+    sm.shorten_service_manager_turn()
+    sm.shorten_service_manager_turn()  # idempotent: no wrapper around the wrapper
+    assert serviceManager.throttle(1.0).min_interval == sm.POLL_S
+    assert serviceManager.throttle(0.05).min_interval == 0.05
