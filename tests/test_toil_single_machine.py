@@ -81,6 +81,27 @@ def test_workers_are_forked_from_one_warm_server(tmp_path):
     assert all(leaf["omp"] == "1" for leaf in leaves)  # the job environment Toil sets
 
 
+def test_a_prewarmed_server_is_the_one_that_forks(tmp_path):
+    """PREWARM_ENV: the server starts when the plugin loads, and the batch system takes it."""
+    script = tmp_path / "wf.py"
+    script.write_text(WORKFLOW.replace(
+        '    try:\n        with Toil(opts)',
+        '    from stellarflow import toil_single_machine as sm\n'
+        '    early = sm._prewarmed.proc.pid if sm._prewarmed else None\n'
+        '    try:\n        with Toil(opts)').replace(
+        'print(json.dumps({"leader": os.getpid(), "leaves": leaves}))',
+        'print(json.dumps({"leader": os.getpid(), "leaves": leaves, "early": early}))'))
+    env = runner_env()
+    env.update(sites.runner_path_env())
+    env.update({sm.FORK_ENV: "1", sm.PREWARM_ENV: "1"})
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "js"), "ok"], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["early"] is not None
+    assert {leaf["ppid"] for leaf in out["leaves"]} == {out["early"]}
+
+
 def test_forking_can_be_turned_off(tmp_path):
     out = run_workflow(tmp_path, "ok", fork=False)
     # Toil's own start: `/bin/sh -c _toil_worker ...` in a new session; the worker is its child.

@@ -192,6 +192,9 @@ def toil_invocation(site: str, *, jobstore: str, workdir: Path, container: bool,
     argv.append("--podman" if container else "--no-container")
     if restart:
         argv.append("--restart")
+    if batch_system == "single_machine":
+        # The plugin's fork server starts while the leader loads the CWL (toil_single_machine).
+        env.setdefault("STELLARFLOW_FORK_PREWARM", "1")
     wrapper = pilot_wrapper(env, workdir.parent) if site == "slurm-pilot" else []
     return Invocation(argv=argv, env=env, wrapper=wrapper)
 
