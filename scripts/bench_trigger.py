@@ -112,9 +112,22 @@ def toil_start(state: Path) -> float | None:
     return None
 
 
+def create_time_offset() -> float:
+    """psutil's create_time is the boot time (/proc/stat: whole seconds) plus the process's start
+    ticks, so it is up to ~1 s off time.time(): measured on a process started now, subtracted."""
+    t = time.time()
+    p = subprocess.Popen(["sleep", "5"])
+    try:
+        return psutil.Process(p.pid).create_time() - t
+    finally:
+        p.kill()
+        p.wait()
+
+
 def latency(work: Path, lcs: list[Path], samples: int, max_wait: float,
             container: bool) -> list[float]:
     out = []
+    offset = create_time_offset()
     for i in range(samples):
         root = work / f"lat-{max_wait}-{i}"
         inbox = make_inbox(root, lcs[:1])
@@ -135,7 +148,7 @@ def latency(work: Path, lcs: list[Path], samples: int, max_wait: float,
                 started = toil_start(state)
                 time.sleep(0.01)
             if started is not None:
-                out.append(started - t0)
+                out.append(started - offset - t0)
         finally:
             kill_all(state, daemon)
             shutil.rmtree(root, ignore_errors=True)
