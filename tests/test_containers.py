@@ -318,11 +318,9 @@ def test_failing_build_names_the_module_and_the_containerfile_line(built: list[s
 
 
 def real_podman() -> str | None:
-    for d in os.environ["PATH"].split(os.pathsep) + ["/usr/bin"]:
-        c = Path(d) / "podman"
-        if c.is_file() and b"stellarflow-podman-wrapper" not in c.read_bytes()[:4096]:
-            return str(c)
-    return None
+    from stellarflow import sites
+
+    return sites.real_podman(os.environ["PATH"])
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the wrapper only changes anything for root")

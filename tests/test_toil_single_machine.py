@@ -59,13 +59,19 @@ WORKFLOW = textwrap.dedent("""
 """)
 
 
+def plugin_env(**extra: str) -> dict[str, str]:
+    """The environment `stellarflow run` gives toil-cwl-runner, plus ``extra``."""
+    env = runner_env()
+    env.update(sites.runner_path_env())
+    env.update(extra)
+    return env
+
+
 def run_workflow(tmp_path: Path, mode: str, fork: bool = True) -> dict:
     tmp_path.mkdir(parents=True, exist_ok=True)
     script = tmp_path / "wf.py"
     script.write_text(WORKFLOW)
-    env = runner_env()
-    env.update(sites.runner_path_env())
-    env[sm.FORK_ENV] = "1" if fork else "0"
+    env = plugin_env(**{sm.FORK_ENV: "1" if fork else "0"})
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "js"), mode], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -91,9 +97,7 @@ def test_a_prewarmed_server_is_the_one_that_forks(tmp_path):
         '    try:\n        with Toil(opts)').replace(
         'print(json.dumps({"leader": os.getpid(), "leaves": leaves}))',
         'print(json.dumps({"leader": os.getpid(), "leaves": leaves, "early": early}))'))
-    env = runner_env()
-    env.update(sites.runner_path_env())
-    env.update({sm.FORK_ENV: "1", sm.PREWARM_ENV: "1"})
+    env = plugin_env(**{sm.FORK_ENV: "1", sm.PREWARM_ENV: "1"})
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "js"), "ok"], env=env,
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -121,9 +125,7 @@ def test_stopping_the_leader_stops_a_forked_worker(tmp_path):
     script = tmp_path / "wf.py"
     script.write_text(WORKFLOW)
     pidfile = tmp_path / "hang.pid"
-    env = runner_env()
-    env.update(sites.runner_path_env())
-    env.update({sm.FORK_ENV: "1", "HANG_PIDFILE": str(pidfile)})
+    env = plugin_env(**{sm.FORK_ENV: "1", "HANG_PIDFILE": str(pidfile)})
     leader = subprocess.Popen([sys.executable, str(script), str(tmp_path / "js"), "hang"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               cwd=tmp_path)

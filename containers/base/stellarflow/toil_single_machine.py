@@ -257,15 +257,19 @@ def single_machine_class() -> type:
         singleMachine.subprocess = _PopenRouter()  # type: ignore[assignment]
 
     class SingleMachineBatchSystemStellarflow(SingleMachineBatchSystem):
-        __doc__ = (f"{SingleMachineBatchSystem.__doc__ or ''}\n(stellarflow: the leader waits at "
-                   f"most {POLL_S} s per poll; workers are forked from a warm server)")
+        __doc__ = (f"{SingleMachineBatchSystem.__doc__ or ''}\n(stellarflow: short polls, workers "
+                   f"forked from a warm server; see {__name__})")
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             shorten_service_manager_turn()  # before the leader starts that thread
             # Set when there is something for the scheduling thread to do (see
             # _pollForDoneChildrenIn); before super().__init__, which starts that thread.
             self._stellarflow_wake = threading.Event()
+            self._stellarflow_fork_server: ForkServer | None = None
             super().__init__(*args, **kwargs)
+            # Decided once Toil's init has read debugWorker (which runs jobs in the leader
+            # itself); no job is issued before __init__ returns.
+            self._stellarflow_forking = forking_enabled() and not self.debugWorker
 
         def issueBatchJob(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Toil's name)
             job_id = super().issueBatchJob(*args, **kwargs)
@@ -278,13 +282,7 @@ def single_machine_class() -> type:
         def _fork_server(self) -> ForkServer | None:
             """The server workers are forked from: the prewarmed one, else one started now;
             None (Toil starts workers itself) if forking is off or the server is gone."""
-            server = getattr(self, "_stellarflow_fork_server", None)
-            if server is None:
-                if getattr(self, "_stellarflow_no_fork", False):
-                    return None
-                if getattr(self, "debugWorker", False) or not forking_enabled():
-                    self._stellarflow_no_fork = True
-                    return None
+            if self._stellarflow_fork_server is None and self._stellarflow_forking:
                 server = take_prewarmed(on_exit=self._stellarflow_wake.set)
                 if server is None:
                     try:
@@ -292,10 +290,11 @@ def single_machine_class() -> type:
                     except OSError as exc:
                         log.warning("stellarflow fork server did not start (%s); workers start "
                                     "the ordinary way", exc)
-                        self._stellarflow_no_fork = True
+                        self._stellarflow_forking = False
                         return None
                 self._stellarflow_fork_server = server
-            return server if server.alive else None
+            server = self._stellarflow_fork_server
+            return server if server is not None and server.alive else None
 
         def _startChild(self, jobCommand: str, *args: Any, **kwargs: Any) -> Any:  # noqa: N802,N803
             _PopenRouter.local.server = self._fork_server()
@@ -326,9 +325,8 @@ def single_machine_class() -> type:
             try:
                 super().shutdown()
             finally:
-                server = getattr(self, "_stellarflow_fork_server", None)
-                if server is not None:
-                    server.close()
+                if self._stellarflow_fork_server is not None:
+                    self._stellarflow_fork_server.close()
 
     SingleMachineBatchSystemStellarflow.__module__ = __name__
     return SingleMachineBatchSystemStellarflow
