@@ -1,1 +1,0 @@
-"""Science modules: one per CWL CommandLineTool in cwl/tools/, each run as ``python -m``."""
