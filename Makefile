@@ -6,10 +6,11 @@ SHELL := bash
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# Toil finds its worker (and cwltool finds python) through PATH; the podman wrapper comes first.
+# Toil finds its worker (and cwltool a module's command) through PATH; the podman wrapper first.
 export PATH := $(CURDIR)/scripts/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
-# Toil discovers batch-system plugins on sys.path (the DataBiosphere/toil#5577 fix lives there).
-export PYTHONPATH := $(CURDIR)/containers/base/toil_plugins
+# Python modules (containers/<name>/ with `language: python`): installed in the venv for their
+# tests and --no-container runs; their images install only their own locks.
+PY_MODULES := $(patsubst %/module.yml,%,$(shell grep -l '^language: python' containers/*/module.yml))
 # make test: the end-to-end tests must run the steps in their images.
 export STELLARFLOW_TEST_CONTAINERS ?= 1
 JOBS   ?= 2
@@ -25,12 +26,14 @@ help: ## list every target
 
 install: $(STAMP) ## venv with pinned deps + system packages (idempotent)
 
-$(STAMP): pyproject.toml requirements.lock scripts/install-system
+$(STAMP): pyproject.toml requirements.lock scripts/install-system containers/contracts/pyproject.toml \
+          $(addsuffix /pyproject.toml,$(PY_MODULES)) $(wildcard jobstore_config/toil-plugin/*/*.py)
 	scripts/install-system
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
-	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m pip install -q --no-deps -e . -e containers/contracts $(addprefix -e ,$(PY_MODULES))
+	$(PY) -m pip install -q --no-deps --force-reinstall jobstore_config/toil-plugin
 	touch $@
 
 lock: ## regenerate requirements.lock from the current venv
@@ -44,13 +47,13 @@ demo: install images ## generate ~24 stars, run them under Toil, print the catal
 	@echo "Report: $(CURDIR)/build/demo/out/demo/report.html"
 
 test: install images ## the default test suite (pytest-xdist), ~30 min at most
-	$(PY) -m pytest -n $(JOBS) -m "not slow" tests
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
 
 test-slow: install images ## the slow tests only
-	$(PY) -m pytest -n $(JOBS) -m slow tests
+	$(PY) -m pytest -n $(JOBS) -m slow
 
 lint: install ## ruff
-	$(VENV)/bin/ruff check containers/base triggers dummy_pipeline scripts tests
+	$(VENV)/bin/ruff check containers triggers dummy_pipeline scripts tests jobstore_config/toil-plugin
 
 images: install ## build every container image that changed (podman, offline)
 	scripts/build-images

@@ -18,14 +18,14 @@ requirements:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-msap1-preparation:0.1.0
+    dockerPull: localhost/stellarflow/msap1_preparation:1.0.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
     tmpdirMin: 256
     outdirMin: 4096
 
-baseCommand: [python, -m, stellarflow.modules.msap1_preparation]
+baseCommand: [msap1_preparation]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
 
@@ -34,7 +34,7 @@ inputs:
     type: File
     format: sf:chunk-hdf5
     label: Ingested light curves
-    doc: Chunk file written by ingest_lightcurves
+    doc: Chunk file written by ingest
     inputBinding: {prefix: --lightcurves}
 
 outputs:
@@ -52,8 +52,14 @@ outputs:
       glob: "*.msap1.json"
       loadContents: true
       outputEval: $(JSON.parse(self[0].contents).n_seismic_candidates)
+  summary:
+    type: File
+    format: iana:application/json
+    label: Step summary
+    doc: "<chunk_id>.prepared.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
+    outputBinding: {glob: "*.prepared.summary.json"}
 
-s:softwareVersion: 0.1.0
+s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -14,14 +14,14 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-msap3-seismology:0.1.0
+    dockerPull: localhost/stellarflow/msap3_seismology:1.0.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 2048
     tmpdirMin: 256
     outdirMin: 1024
 
-baseCommand: [python, -m, stellarflow.modules.msap3_seismology]
+baseCommand: [msap3_seismology]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
 
@@ -40,8 +40,14 @@ outputs:
     label: Seismic results
     doc: <chunk_id>.seismology.h5 with numax_uhz, dnu_uhz (and errors) and the binned PSD
     outputBinding: {glob: "*.seismology.h5"}
+  summary:
+    type: File
+    format: iana:application/json
+    label: Step summary
+    doc: "<chunk_id>.seismology.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
+    outputBinding: {glob: "*.seismology.summary.json"}
 
-s:softwareVersion: 0.1.0
+s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

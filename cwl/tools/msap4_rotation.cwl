@@ -14,14 +14,14 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-msap4-rotation:0.1.0
+    dockerPull: localhost/stellarflow/msap4_rotation:1.0.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
     tmpdirMin: 256
     outdirMin: 512
 
-baseCommand: [python, -m, stellarflow.modules.msap4_rotation]
+baseCommand: [msap4_rotation]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
 
@@ -40,8 +40,14 @@ outputs:
     label: Rotation results
     doc: <chunk_id>.rotation.h5 with prot_d, prot_err_d, activity_sph_ppm and the periodogram
     outputBinding: {glob: "*.rotation.h5"}
+  summary:
+    type: File
+    format: iana:application/json
+    label: Step summary
+    doc: "<chunk_id>.rotation.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
+    outputBinding: {glob: "*.rotation.summary.json"}
 
-s:softwareVersion: 0.1.0
+s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

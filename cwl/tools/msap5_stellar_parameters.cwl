@@ -15,14 +15,14 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-msap5-stellar-parameters:0.1.0
+    dockerPull: localhost/stellarflow/msap5_stellar_parameters:1.0.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 512
     tmpdirMin: 256
     outdirMin: 256
 
-baseCommand: [python, -m, stellarflow.modules.msap5_stellar_parameters]
+baseCommand: [msap5_stellar_parameters]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
 
@@ -53,8 +53,14 @@ outputs:
     label: Stellar parameters
     doc: <chunk_id>.parameters.h5 with radius, mass, age and their uncertainties
     outputBinding: {glob: "*.parameters.h5"}
+  summary:
+    type: File
+    format: iana:application/json
+    label: Step summary
+    doc: "<chunk_id>.parameters.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
+    outputBinding: {glob: "*.parameters.summary.json"}
 
-s:softwareVersion: 0.1.0
+s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

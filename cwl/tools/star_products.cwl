@@ -14,14 +14,14 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-star-products:0.1.0
+    dockerPull: localhost/stellarflow/star_products:1.0.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
     tmpdirMin: 256
     outdirMin: 4096
 
-baseCommand: [python, -m, stellarflow.modules.star_products]
+baseCommand: [star_products]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
 
@@ -30,7 +30,7 @@ inputs:
     type: File
     format: sf:chunk-hdf5
     label: Ingested light curves
-    doc: Chunk file written by ingest_lightcurves (ingest status and provenance)
+    doc: Chunk file written by ingest (ingest status and provenance)
     inputBinding: {prefix: --lightcurves}
   prepared:
     type: File
@@ -82,8 +82,14 @@ outputs:
     label: Catalogue rows
     doc: <chunk_id>.rows.ecsv, the chunk's catalogue rows
     outputBinding: {glob: "*.rows.ecsv"}
+  summary:
+    type: File
+    format: iana:application/json
+    label: Step summary
+    doc: "<chunk_id>.rows.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
+    outputBinding: {glob: "*.rows.summary.json"}
 
-s:softwareVersion: 0.1.0
+s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -14,14 +14,14 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-transit-search:0.1.0
+    dockerPull: localhost/stellarflow/transit_search:1.0.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
     tmpdirMin: 256
     outdirMin: 512
 
-baseCommand: [python, -m, stellarflow.modules.transit_search]
+baseCommand: [transit_search]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
 
@@ -46,8 +46,14 @@ outputs:
     label: Transit results
     doc: <chunk_id>.transit.h5 with period, t0, depth, duration, SNR, planet radius and the BLS periodogram
     outputBinding: {glob: "*.transit.h5"}
+  summary:
+    type: File
+    format: iana:application/json
+    label: Step summary
+    doc: "<chunk_id>.transit.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
+    outputBinding: {glob: "*.transit.summary.json"}
 
-s:softwareVersion: 0.1.0
+s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

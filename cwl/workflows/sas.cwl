@@ -52,7 +52,7 @@ steps:
       chunk: chunk/chunks
     out: [products, plots, rows]
   assemble:
-    run: ../tools/assemble_catalogue.cwl
+    run: ../tools/catalogue.cwl
     in:
       observation_id: observation_id
       rows: analyse/rows

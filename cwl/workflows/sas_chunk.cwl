@@ -16,7 +16,6 @@ $namespaces:
 
 requirements:
   InlineJavascriptRequirement: {}
-  SubworkflowFeatureRequirement: {}
   SchemaDefRequirement:
     types:
       - $import: ../types/stellarflow.yml
@@ -31,20 +30,28 @@ inputs:
     label: Chunk of stars
     doc: The stars of this chunk
 
+# Each stage is one tool, so the chunk workflow calls the tools directly: a stage with several
+# steps would be a sub-workflow of its own (each sub-workflow costs Toil jobs on the chunk's
+# critical path, measured in docs/performance.md).
 steps:
-  msap1:
-    run: msap1_preparation.cwl
+  ingest:
+    run: ../tools/ingest.cwl
     in:
       observation_id: observation_id
       chunk: chunk
-    out: [lightcurves, prepared, n_seismic_candidates]
+    out: [lightcurves]
+  msap1:
+    run: ../tools/msap1_preparation.cwl
+    in:
+      lightcurves: ingest/lightcurves
+    out: [prepared, n_seismic_candidates]
   msap4:
-    run: msap4_rotation.cwl
+    run: ../tools/msap4_rotation.cwl
     in:
       prepared: msap1/prepared
     out: [rotation]
   msap3:
-    run: msap3_seismology.cwl
+    run: ../tools/msap3_seismology.cwl
     in:
       prepared: msap1/prepared
       n_seismic_candidates: msap1/n_seismic_candidates
@@ -52,14 +59,14 @@ steps:
     when: $(inputs.n_seismic_candidates > 0)
     out: [seismology]
   msap5:
-    run: msap5_stellar_parameters.cwl
+    run: ../tools/msap5_stellar_parameters.cwl
     in:
       prepared: msap1/prepared
       rotation: msap4/rotation
       seismology: msap3/seismology
     out: [parameters]
   transits:
-    run: transit_search.cwl
+    run: ../tools/transit_search.cwl
     in:
       prepared: msap1/prepared
       parameters: msap5/parameters
@@ -67,7 +74,7 @@ steps:
   star_products:
     run: ../tools/star_products.cwl
     in:
-      lightcurves: msap1/lightcurves
+      lightcurves: ingest/lightcurves
       prepared: msap1/prepared
       rotation: msap4/rotation
       seismology: msap3/seismology

@@ -1,27 +1,24 @@
 """Container images: which ones the CWL files use, which exist, a clear error if one is missing.
 
-Image names are fixed: ``localhost/stellarflow-<name>:<version>`` for every
-``containers/<name>/Containerfile`` (``scripts/build-images`` builds them; ``base`` is only the
-parent of the others). A missing image is reported before the run starts, in one line naming the
-image and ``make images``, instead of letting cwltool try a registry pull.
+Every module folder ``containers/<name>/`` (a module.yml, a Containerfile) builds one image,
+``localhost/stellarflow/<name>:<version>`` with the version of its module.yml
+(``scripts/build-images``). A missing image is reported before the run starts, in one line naming
+the image and ``make images``, instead of letting cwltool try a registry pull.
 
-Only the standard library is imported at module level, so ``scripts/build-images`` can use this
-file without the venv.
+Only the standard library is imported at module level (ruamel.yaml when module.yml is read), so
+``scripts/build-images`` can use this file early.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-PREFIX = "localhost/stellarflow-"
-BASE = "base"
-DEFAULT_VERSION = "0.1.0"
+PREFIX = "localhost/stellarflow/"
 # Label holding the hash of an image's build inputs (rebuild only when it changes).
 HASH_LABEL = "io.stellarflow.content-hash"
 OCI_LABELS = (
@@ -30,47 +27,64 @@ OCI_LABELS = (
     "org.opencontainers.image.source",
     "org.opencontainers.image.revision",
 )
+LANGUAGES = ("python", "c")
+MODULE_KEYS = ("name", "version", "language", "description")
 
 
 class MissingImageError(RuntimeError):
     """One or more images the workflow needs are not in local podman storage."""
 
 
+class ModuleError(ValueError):
+    """A module folder whose module.yml is missing or wrong (one line)."""
+
+
 def repo_root() -> Path:
-    """The checkout this package lives in (containers/base/stellarflow -> repo)."""
-    return Path(__file__).resolve().parents[3]
+    """The checkout this package lives in (scripts/stellarflow -> repo)."""
+    return Path(__file__).resolve().parents[2]
 
 
-def project_version(root: Path | None = None) -> str:
-    """The project version from pyproject.toml (images are tagged with it)."""
-    pyproject = (root or repo_root()) / "pyproject.toml"
-    try:
-        m = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.MULTILINE)
-    except OSError:
-        m = None
-    return m.group(1) if m else DEFAULT_VERSION
-
-
-def image_ref(name: str, version: str | None = None) -> str:
-    return f"{PREFIX}{name}:{version or project_version()}"
-
-
-def containerfile_dirs(containers_dir: Path | None = None) -> list[Path]:
-    """Every ``containers/<name>/`` holding a Containerfile, base first, the rest sorted."""
+def module_dirs(containers_dir: Path | None = None) -> list[Path]:
+    """Every module folder: ``containers/<name>/`` holding a module.yml, sorted by name."""
     cdir = containers_dir or repo_root() / "containers"
-    dirs = sorted(p.parent for p in cdir.glob("*/Containerfile"))
-    return sorted(dirs, key=lambda d: (d.name != BASE, d.name))
+    return sorted(p.parent for p in cdir.glob("*/module.yml"))
 
 
-def built_images(root: Path | None = None, include_base: bool = False) -> list[str]:
-    """The image references ``make images`` builds (module images; base only if asked)."""
-    root = root or repo_root()
-    version = project_version(root)
-    return [
-        image_ref(d.name, version)
-        for d in containerfile_dirs(root / "containers")
-        if include_base or d.name != BASE
-    ]
+def read_module(mdir: Path) -> dict:
+    """A module's module.yml, checked for what every tool relies on (ModuleError if not)."""
+    from ruamel.yaml import YAML, YAMLError  # the venv's; only what reads modules needs it
+
+    path = mdir / "module.yml"
+    try:
+        meta = YAML(typ="safe", pure=True).load(path.read_text())
+    except (OSError, YAMLError) as exc:
+        raise ModuleError(f"{path}: unreadable ({' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(meta, dict):
+        raise ModuleError(f"{path}: expected a mapping")
+    missing = [k for k in MODULE_KEYS if not meta.get(k)]
+    if missing:
+        raise ModuleError(f"{path}: missing {', '.join(missing)}")
+    if meta["name"] != mdir.name:
+        raise ModuleError(f"{path}: name {meta['name']!r} differs from its folder {mdir.name!r}")
+    if meta["language"] not in LANGUAGES:
+        raise ModuleError(f"{path}: language {meta['language']!r}, expected one of "
+                          f"{', '.join(LANGUAGES)}")
+    meta["version"] = str(meta["version"])
+    return meta
+
+
+def image_ref(name: str, version: str) -> str:
+    return f"{PREFIX}{name}:{version}"
+
+
+def module_image(mdir: Path) -> str:
+    """The image a module's folder builds: localhost/stellarflow/<name>:<version>."""
+    return image_ref(mdir.name, read_module(mdir)["version"])
+
+
+def built_images(root: Path | None = None) -> list[str]:
+    """The image references ``make images`` builds, one per module."""
+    return [module_image(d) for d in module_dirs((root or repo_root()) / "containers")]
 
 
 def _walk_docker(node: object) -> Iterable[str]:

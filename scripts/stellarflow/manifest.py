@@ -1,4 +1,4 @@
-"""Observation manifests: load, validate against contracts/manifest.schema.json, turn into CWL jobs.
+"""Observation manifests: load, validate (schema: stellarflow_contracts), turn into CWL jobs.
 
 Manifest-level problems (syntax, schema, ids, duplicates, paths leaving the manifest's folder)
 raise InputError before any work starts. A light curve that is merely missing or unreadable is a
@@ -60,7 +60,7 @@ class Manifest:
 
 
 def schema() -> dict[str, Any]:
-    text = resources.files("stellarflow.contracts").joinpath("manifest.schema.json").read_text()
+    text = resources.files("stellarflow_contracts").joinpath("manifest.schema.json").read_text()
     return json.loads(text)
 
 

@@ -1,6 +1,6 @@
 """Where the repository's CWL, site profiles and scripts are.
 
-The package sits in containers/base/ (the base image installs it), three levels below the root.
+The host package sits in scripts/stellarflow/, two levels below the root (never in an image).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from .errors import RunError
 
 def repo_root() -> Path:
     env = os.environ.get("STELLARFLOW_HOME")
-    root = Path(env) if env else Path(__file__).resolve().parents[3]
+    root = Path(env) if env else Path(__file__).resolve().parents[2]
     if not (root / "cwl" / "workflows").is_dir():
         raise RunError(f"cannot find the stellarflow repository (cwl/workflows) at {root}; "
                        "set STELLARFLOW_HOME")

@@ -21,7 +21,7 @@ from typing import Any
 from . import manifest as manifest_mod
 from . import sites
 from .errors import InputError, RunError
-from .paths import ALLOWED_WORKFLOWS, workflow_path
+from .paths import ALLOWED_WORKFLOWS, repo_root, workflow_path
 
 # Chunk size when none is given ("auto", see auto_chunk_size). A chunk is one job per stage, so
 # each chunk pays Toil's per-job cost, a container start and module imports (~2-3 s per stage)
@@ -32,6 +32,7 @@ AUTO_CHUNK_MAX = 150
 # observation over many nodes.
 SCHEDULER_CHUNK_MAX = 50
 RUNNERS = ("toil", "cwltool")
+FAKE_MODULE = "fake_module"  # its image answers to every SAS module's command with a fake
 
 
 @dataclass
@@ -107,23 +108,27 @@ def run_job(
     restart: bool = False,
     extra_args: list[str] | None = None,
     quiet: bool = True,
-    inline: bool = True,
+    fakes: list[str] | None = None,
 ) -> RunResult:
     """Run a CWL job for ``workflow``; outputs end in ``outdir/<observation_id>``.
 
     ``run_dir`` (with its job store) may be given to resume a run with ``restart=True``.
-    ``inline``: Toil gets a copy of the workflow with its sub-workflows inlined
-    (stellarflow.inline, written to RUN/workflow/): the same tools, fewer Toil jobs.
+    ``fakes``: modules whose tool runs in the fake image instead of its own (a runner overrides
+    file in the run folder; the CWL is the repository's, unchanged).
     Raises RunError with a one-line reason when the run did not complete.
     """
     outdir = Path(outdir).resolve()
     cwl = workflow_path(workflow)
     if runner == "toil":
         sites.profile_path(site)  # an unknown site fails before anything is written
+    overrides = fake_overrides(fakes or [], container)
     if container:
-        from .images import missing_images_error
+        from .images import missing_images, missing_images_error
 
         problem = missing_images_error(cwl)
+        if not problem and overrides and missing_images([fakes_image()]):
+            problem = f"missing container image {fakes_image()} (needed by --fake): run " \
+                      "`make images`"
         if problem:
             raise RunError(problem)
     if run_dir is None:
@@ -133,10 +138,10 @@ def run_job(
     job_path = run_dir / "job.json"
     if not (restart and job_path.exists()):
         job_path.write_text(json.dumps(job, indent=1))
-    if runner == "toil" and inline:
-        from .inline import inline as inline_workflow
-
-        cwl = inline_workflow(cwl, run_dir / "workflow")
+    extra = list(extra_args or [])
+    if overrides:
+        (run_dir / "overrides.json").write_text(json.dumps(overrides, indent=1))
+        extra += ["--overrides", str(run_dir / "overrides.json")]
     jobstore = str(run_dir / "jobstore")
     staging = run_dir / "out"
     if staging.exists() and not restart:
@@ -145,7 +150,7 @@ def run_job(
     log_path = run_dir / "runner.log"
     argv, env_extra = runner_argv(runner, site, run_dir=run_dir, jobstore=jobstore,
                                   staging=staging, container=container, restart=restart,
-                                  extra=list(extra_args or []))
+                                  extra=extra)
     # toil-cwl-runner 9.6 requires the workflow and job even with --restart (it then reuses
     # what the job store froze).
     argv += [str(cwl), str(job_path)]
@@ -179,6 +184,48 @@ def run_job(
     return result
 
 
+def fakeable_modules() -> dict[str, str]:
+    """Module -> the chunk stage it writes, for every module a fake can stand in for."""
+    from stellarflow_contracts.conform import stages
+
+    from .images import module_dirs, read_module
+
+    known = set(stages())
+    found = {}
+    for d in module_dirs():
+        meta = read_module(d)
+        if meta.get("stage") in known and meta.get("inputs"):
+            found[d.name] = meta["stage"]
+    return found
+
+
+def fakes_image() -> str:
+    from .images import module_image
+
+    return module_image(repo_root() / "containers" / FAKE_MODULE)
+
+
+def fake_overrides(fakes: list[str], container: bool) -> dict[str, Any] | None:
+    """The runner overrides (cwltool's ``--overrides``, which Toil reads too) that run each
+    faked module's own CWL tool in the fake image; InputError for a module without a fake."""
+    if not fakes:
+        return None
+    allowed = fakeable_modules()
+    for name in fakes:
+        if name not in allowed:
+            raise InputError(None, f"--fake {name}: no fake for it; choose from "
+                                   f"{', '.join(sorted(allowed))}")
+    if not container:
+        raise InputError(None, "--fake runs the fake's image: it cannot be used with "
+                               "--no-container")
+    image = fakes_image()
+    tools = repo_root() / "cwl" / "tools"
+    return {"cwltool:overrides": {
+        (tools / f"{name}.cwl").resolve().as_uri(): {
+            "requirements": {"DockerRequirement": {"dockerPull": image}}}
+        for name in sorted(set(fakes))}}
+
+
 def auto_chunk_size(n_stars: int, slots: int | None) -> int:
     """Stars per chunk for ``n_stars`` on ``slots`` one-core job slots (None: a scheduler).
 
@@ -199,11 +246,11 @@ def auto_chunk_size(n_stars: int, slots: int | None) -> int:
 
 def site_slots(site: str, runner: str = "toil", extra_args: list[str] | None = None) -> int | None:
     """One-core job slots a run gets: --maxCores (command line, then the site profile) or this
-    machine's cores for Toil's single_machine and for cwltool; None on a scheduler."""
+    machine's cores for a single-machine batch system and for cwltool; None on a scheduler."""
     import argparse
 
     settings = sites.profile_settings(site) if runner == "toil" else {}
-    if settings.get("batchSystem", "single_machine") != "single_machine":
+    if settings.get("batchSystem", sites.LOCAL_BATCH_SYSTEM) not in sites.LOCAL_BATCH_SYSTEMS:
         return None
     given = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     given.add_argument("--maxCores", type=float)
@@ -256,16 +303,16 @@ def add_arguments(p: Any) -> None:
                         f"{SCHEDULER_CHUNK_MAX})")
     p.add_argument("--runner", choices=RUNNERS, default="toil",
                    help="toil-cwl-runner (default) or cwltool (for comparison/validation)")
-    p.add_argument("--no-inline", action="store_true",
-                   help="give Toil the workflow files as written (each sub-workflow then costs "
-                        "Toil jobs of its own); by default it gets a copy with them inlined")
+    p.add_argument("--fake", action="append", default=[], metavar="MODULE",
+                   help="run MODULE's step with a contract-conformant fake (its data passes, its "
+                        "results are NaN; repeatable); the catalogue and report say so")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
 
 
 def cmd_run(args: Any) -> int:
     result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
                           site=args.site, container=not args.no_container, runner=args.runner,
-                          inline=not args.no_inline)
+                          fakes=args.fake)
     if args.json:
         print(result.to_json())
     else:

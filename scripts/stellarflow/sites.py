@@ -20,8 +20,10 @@ from pathlib import Path
 from .errors import RunError
 from .paths import repo_root
 
-# Profiles whose Toil batch system needs the DataBiosphere/toil#5577 plugin on PYTHONPATH.
-PLUGIN_DIR = Path("containers") / "base" / "toil_plugins"
+# The batch system of local profiles: Toil's single_machine without its idle waits (the plugin in
+# jobstore_config/toil-plugin). Both names mean "this machine's cores" to the code below.
+LOCAL_BATCH_SYSTEM = "stellarflow_single_machine"
+LOCAL_BATCH_SYSTEMS = (LOCAL_BATCH_SYSTEM, "single_machine")
 
 MESOS_REASON = (
     "site 'mesos' cannot run: Toil 9.6 still lists a mesos batch system, but its pymesos "
@@ -180,7 +182,7 @@ def toil_invocation(site: str, *, jobstore: str, workdir: Path, container: bool,
     """
     cfg = profile_path(site)
     settings = profile_settings(site)
-    batch_system = str(settings.get("batchSystem", "single_machine"))
+    batch_system = str(settings.get("batchSystem", LOCAL_BATCH_SYSTEM))
     env = profile_env(site)
     if check:
         preflight(site, batch_system)
@@ -192,24 +194,21 @@ def toil_invocation(site: str, *, jobstore: str, workdir: Path, container: bool,
     argv.append("--podman" if container else "--no-container")
     if restart:
         argv.append("--restart")
-    if batch_system == "single_machine":
-        # The plugin's fork server starts while the leader loads the CWL (toil_single_machine).
+    if batch_system == LOCAL_BATCH_SYSTEM:
+        # The plugin's fork server starts while the leader loads the CWL.
         env.setdefault("STELLARFLOW_FORK_PREWARM", "1")
     wrapper = pilot_wrapper(env, workdir.parent) if site == "slurm-pilot" else []
     return Invocation(argv=argv, env=env, wrapper=wrapper)
 
 
 def runner_path_env() -> dict[str, str]:
-    """PATH with the project's podman wrapper and the venv's bin first (Toil finds its worker
-    and cwltool finds `python` through PATH); PYTHONPATH with the Toil plugin folder (Toil
-    loads batch-system plugins, here the DataBiosphere/toil#5577 fix, from sys.path)."""
+    """PATH with the project's podman wrapper and the venv's bin first (Toil finds its worker,
+    and cwltool the modules' commands in --no-container runs, through PATH). The Toil plugins are
+    installed in the venv (jobstore_config/toil-plugin), so nothing goes on PYTHONPATH."""
     root = repo_root()
     first = [str(root / "scripts" / "bin"), str(Path(sys.executable).parent)]
     path = os.pathsep.join(first + [os.environ.get("PATH", "/usr/bin:/bin")])
-    plugins = str(root / PLUGIN_DIR)
-    pythonpath = os.pathsep.join([plugins] + [p for p in os.environ.get("PYTHONPATH", "").split(
-        os.pathsep) if p and p != plugins])
-    env = {"PATH": path, "PYTHONPATH": pythonpath}
+    env = {"PATH": path}
     podman = os.environ.get(REAL_PODMAN_ENV) or real_podman(path)
     if podman:
         env[REAL_PODMAN_ENV] = podman

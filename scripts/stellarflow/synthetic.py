@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import lightcurve
+from stellarflow_contracts import lightcurve
+from stellarflow_contracts.solar import DNU_SUN_UHZ as DNU_SUN
+from stellarflow_contracts.solar import LOGG_SUN
+from stellarflow_contracts.solar import NUMAX_SUN_UHZ as NUMAX_SUN
+from stellarflow_contracts.solar import TEFF_SUN_K as TEFF_SUN
 
 TIME_START = 3000.0  # BJD_TDB - 2457000
-NUMAX_SUN = 3090.0  # uHz
-DNU_SUN = 135.1  # uHz
-TEFF_SUN = 5777.0
-LOGG_SUN = 4.438
 RSUN_IN_REARTH = 109.1
 QUALITY_GAP = 1
 QUALITY_OUTLIER = 128

@@ -1,21 +1,33 @@
-"""Catalogue and report assembly: the chunks' rows -> catalogue.ecsv + report.html."""
+"""Catalogue and report assembly: the chunks' rows -> catalogue.ecsv + report.html.
+
+A row whose status is neither ok nor failed becomes a failed row naming the problem; the other
+rows are kept as they are. Stages that a contract-conformant fake stood in for (the rows'
+``fake_stages`` metadata) are listed in the catalogue's metadata and at the top of the report.
+"""
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import html
+import json
 import math
 from pathlib import Path
 
 from astropy.table import Table, vstack
 
-from ..errors import InputError
-from ..products import COLUMN_NAMES, enable_units, make_table
-from ..stage import module_main, provenance
+from stellarflow_contracts.catalogue import (
+    COLUMN_NAMES,
+    FAKE_STAGES_META,
+    enable_units,
+    make_table,
+)
+from stellarflow_contracts.chunk import module_main, provenance
+from stellarflow_contracts.errors import InputError
 
 MODULE = "catalogue"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
+STATUSES = ("ok", "failed")
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -24,7 +36,8 @@ def _fmt(value: object, digits: int = 4) -> str:
     return html.escape(str(value))
 
 
-def write_report(path: Path, table: Table, observation_id: str) -> None:
+def write_report(path: Path, table: Table, observation_id: str,
+                 fake_stages: list[str] | None = None) -> None:
     n_ok = int(sum(1 for s in table["status"] if s == "ok"))
     n_failed = len(table) - n_ok
     cpu = float(sum(v for v in table["cpu_s"] if not math.isnan(v)))
@@ -46,12 +59,14 @@ def write_report(path: Path, table: Table, observation_id: str) -> None:
         f"<li><b>{html.escape(str(r['star_id']))}</b>: {html.escape(str(r['error']))}</li>"
         for r in table if r["status"] != "ok") or "<li>none</li>"
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    fakes = (f'<p class="fake">Stages run by contract-conformant fakes (their results are NaN): '
+             f'<b>{html.escape(", ".join(fake_stages))}</b>.</p>' if fake_stages else "")
     path.write_text(f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>stellarflow — {html.escape(observation_id)}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}} tr.failed{{background:#fdd}}
-td:first-child{{text-align:left}}</style></head><body>
-<h1>Observation {html.escape(observation_id)}</h1>
+td:first-child{{text-align:left}} p.fake{{background:#ffd;padding:4px}}</style></head><body>
+<h1>Observation {html.escape(observation_id)}</h1>{fakes}
 <p>{len(table)} stars: <b>{n_ok} ok</b>, <b>{n_failed} failed</b>. Rotation periods: {rotating};
 seismic detections: {seismic}; transit detections: {detected}. Science CPU: {cpu:.1f} s.
 Catalogue: <a href="catalogue.ecsv">catalogue.ecsv</a>. Made {created}.</p>
@@ -64,27 +79,61 @@ Catalogue: <a href="catalogue.ecsv">catalogue.ecsv</a>. Made {created}.</p>
 
 def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path, Path]:
     tables = []
+    fakes: set[str] = set()
     with enable_units():
         for p in rows:
             try:
                 tables.append(Table.read(p, format="ascii.ecsv"))
             except Exception as exc:  # astropy raises several types on bad tables
                 raise InputError(p, f"unreadable catalogue rows ({exc})") from None
+            fakes.update(tables[-1].meta.get(FAKE_STAGES_META) or [])
     if tables:
         table = vstack(tables, metadata_conflicts="silent")
         table.meta.clear()
     else:
         table = make_table([])
     # Column order, units and descriptions exactly as the contract says.
-    table = make_table([dict(zip(table.colnames, r, strict=True)) for r in table])
+    table = make_table([_checked(dict(zip(table.colnames, r, strict=True))) for r in table])
     table.meta["observation_id"] = observation_id
-    table.meta["catalogue"] = provenance(MODULE, VERSION)
+    table.meta["catalogue"] = provenance(MODULE, __version__)
     table.meta["units_note"] = "NaN where not measured; transit_t0_d in BJD_TDB - 2457000"
+    table.meta[FAKE_STAGES_META] = sorted(fakes)
     cat = outdir / "catalogue.ecsv"
     table.write(cat, format="ascii.ecsv", overwrite=True)
     report = outdir / "report.html"
-    write_report(report, table, observation_id)
+    write_report(report, table, observation_id, sorted(fakes))
+    write_summary(table, outdir)
     return cat, report
+
+
+def _checked(row: dict) -> dict:
+    """The row, or the row failed with the reason when its status breaks the contract."""
+    if str(row["status"]) not in STATUSES:
+        row = {**row, "error": f"{MODULE}: row status {str(row['status'])!r} is not one of "
+                               f"{', '.join(STATUSES)}", "status": "failed"}
+        row.update({c: math.nan for c in COLUMN_NAMES
+                    if c not in ("star_id", "status", "error", "cpu_s")})
+    return row
+
+
+def write_summary(table: Table, outdir: Path) -> Path:
+    """catalogue.summary.json: star counts and the rows without timings (deterministic)."""
+    def number(v: float) -> float | None:
+        return float(f"{v:.4g}") if math.isfinite(v) else None
+
+    statuses = [str(s) for s in table["status"]]
+    star = {str(r["star_id"]): {"status": str(r["status"]), "error": str(r["error"]),
+                                "row": {c: number(float(r[c])) for c in COLUMN_NAMES
+                                        if c not in ("star_id", "status", "error", "cpu_s")}}
+            for r in table}
+    path = outdir / "catalogue.summary.json"
+    path.write_text(json.dumps({
+        "stage": "catalogue", "module": MODULE, "module_version": __version__,
+        "stars": {"total": len(statuses), "ok": statuses.count("ok"),
+                  "failed": statuses.count("failed")},
+        "fake_stages": table.meta[FAKE_STAGES_META], "star": star},
+        indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -97,7 +146,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="Assemble the observation's catalogue and report",
                        add_arguments=_args, run=_run)
 

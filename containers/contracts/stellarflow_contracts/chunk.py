@@ -8,18 +8,24 @@ only what it adds, so no stage rewrites another stage's data.
 
 A star that fails (any exception) gets ``status=failed`` and a one-line error; the rest of the
 chunk goes on. A star failed upstream is carried as failed without being processed again.
+
+Beside each chunk file a module writes ``<chunk_id>.<stage>.summary.json``: per star its status,
+error, results (4 significant digits) and dataset shapes, without timings, so that the same
+inputs always give the same bytes (the CWL tool tests compare it).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+import typing
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -29,7 +35,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import __version__ as PACKAGE_VERSION
+from . import CONTRACT_MAJOR
+from . import __version__ as CONTRACTS_VERSION
 from .errors import InputError
 
 log = logging.getLogger("stellarflow")
@@ -44,10 +51,11 @@ def image_name() -> str:
 
 
 def provenance(module: str, version: str) -> dict[str, str]:
+    """Root attrs of every file a module writes: who made it, with what, where and when."""
     return {
         "module": module,
         "module_version": version,
-        "package_version": PACKAGE_VERSION,
+        "contracts_version": CONTRACTS_VERSION,
         "image": image_name(),
         "image_digest": os.environ.get("STELLARFLOW_IMAGE_HASH", ""),
         "host": socket.gethostname(),
@@ -104,6 +112,11 @@ def open_chunk(path: Path) -> h5py.File:
     if "stars" not in f or "chunk_id" not in f.attrs:
         f.close()
         raise InputError(path, "not a stellarflow chunk file (no /stars or chunk_id)")
+    written = attr_str(f, "contracts_version", CONTRACTS_VERSION)
+    if written.split(".")[0] != str(CONTRACT_MAJOR):
+        f.close()
+        raise InputError(path, f"written with contracts {written}, this module reads "
+                               f"{CONTRACT_MAJOR}.x")
     return f
 
 
@@ -114,10 +127,85 @@ def star_ids(f: h5py.File) -> list[str]:
     return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
 
+def write_dataset(group: h5py.Group, name: str, data: object, units: str,
+                  dtype: object = None) -> h5py.Dataset:
+    """A dataset with its ``units`` attribute (the contract requires one on every dataset);
+    compressed when large (lzf: fast, in every h5py)."""
+    arr = np.asarray(data, dtype=dtype)
+    opts = {"compression": "lzf", "shuffle": True} if arr.size > 4096 else {}
+    ds = group.create_dataset(name, data=arr, **opts)
+    ds.attrs["units"] = units
+    return ds
+
+
 def write_star_status(g: h5py.Group, status: str, error: str, cpu_s: float) -> None:
     g.attrs["status"] = status
     g.attrs["error"] = error
     g.attrs["cpu_s"] = float(cpu_s)
+
+
+def _summary_value(v: object) -> object:
+    if isinstance(v, bytes):
+        return v.decode(errors="replace")
+    if isinstance(v, np.ndarray):
+        return [_summary_value(x) for x in v.tolist()]
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(f"{float(v):.4g}") if np.isfinite(v) else None
+    return str(v)
+
+
+def dataset_shapes(g: h5py.Group) -> dict[str, list[int]]:
+    """Path (relative to ``g``) -> shape of every dataset below ``g``."""
+    shapes: dict[str, list[int]] = {}
+
+    def visit(name: str, obj: object) -> None:
+        if isinstance(obj, h5py.Dataset):
+            shapes[name] = list(obj.shape)
+
+    g.visititems(visit)
+    return shapes
+
+
+def summarise(fout: h5py.File) -> dict:
+    """What a chunk file says, without timings: per star status, error, attrs (numbers to 4
+    significant digits, NaN as null) and the shape of every dataset."""
+    stars: dict[str, dict] = {}
+    counts = {"total": 0, STATUS_OK: 0, STATUS_FAILED: 0}
+    for sid in star_ids(fout):
+        g = fout["stars"][sid]
+        status = attr_str(g, "status", STATUS_OK)
+        counts["total"] += 1
+        counts[status] = counts.get(status, 0) + 1
+        attrs = {k: _summary_value(v) for k, v in sorted(g.attrs.items())
+                 if k not in ("status", "cpu_s")}
+        shapes = dataset_shapes(g)
+        entry: dict[str, object] = {"status": status, "attrs": attrs}
+        if shapes:
+            entry["datasets"] = dict(sorted(shapes.items()))
+        stars[sid] = entry
+    return {"chunk_id": attr_str(fout, "chunk_id"), "stage": attr_str(fout, "stage"),
+            "module": attr_str(fout, "module"), "module_version": attr_str(fout, "module_version"),
+            "stars": counts, "star": stars}
+
+
+def write_summary(fout: h5py.File, outdir: Path) -> Path:
+    """``<chunk_id>.<stage>.summary.json`` beside the chunk file (see the module docstring)."""
+    path = outdir / f"{attr_str(fout, 'chunk_id')}.{attr_str(fout, 'stage')}.summary.json"
+    path.write_text(json.dumps(summarise(fout), indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+def write_root_attrs(fout: h5py.File, *, chunk_id: str, observation_id: str, stage: str,
+                     ids: list[str], module: str, version: str) -> None:
+    """The root attrs of the chunk contract (docs/contracts.md)."""
+    fout.attrs["chunk_id"] = chunk_id
+    fout.attrs["observation_id"] = observation_id
+    fout.attrs["stage"] = stage
+    fout.attrs["star_ids"] = np.array(ids, dtype=h5py.string_dtype())
+    for k, v in provenance(module, version).items():
+        fout.attrs[k] = v
 
 
 @contextmanager
@@ -151,12 +239,9 @@ def run_chunk(
         ids = star_ids(src)
         out_path = outdir / f"{chunk_id}.{stage}.h5"
         with h5py.File(out_path, "w") as fout:
-            fout.attrs["chunk_id"] = chunk_id
-            fout.attrs["observation_id"] = attr_str(src, "observation_id")
-            fout.attrs["stage"] = stage
-            fout.attrs["star_ids"] = np.array(ids, dtype=h5py.string_dtype())
-            for k, v in provenance(module, version).items():
-                fout.attrs[k] = v
+            write_root_attrs(fout, chunk_id=chunk_id,
+                             observation_id=attr_str(src, "observation_id"), stage=stage,
+                             ids=ids, module=module, version=version)
             stars_out = fout.create_group("stars")
             for sid in ids:
                 g_out = stars_out.create_group(sid)
@@ -189,7 +274,15 @@ def run_chunk(
                 write_star_status(g_out, status, error, time.process_time() - t0)
             if finish is not None:
                 finish(fout)
+            write_summary(fout, outdir)
         return out_path
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``MODULE: error: ...``) and exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
 def module_main(
@@ -202,8 +295,7 @@ def module_main(
     run: Callable[[argparse.Namespace], object],
 ) -> int:
     """Common CLI: ``--version``, ``--debug``; expected errors are one line and exit 2."""
-    parser = argparse.ArgumentParser(prog=f"python -m stellarflow.modules.{module}",
-                                     description=description)
+    parser = OneLineParser(prog=module, description=description)
     parser.add_argument("--version", action="version", version=f"{module} {version}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("--outdir", type=Path, default=Path("."), help="where to write outputs")

@@ -35,6 +35,8 @@ class LightCurve:
     cadence_s: float
     # What ingest did to reach the contract (source format, time conversion, columns used).
     provenance: dict[str, str] = field(default_factory=dict)
+    # Unit of flux and flux_err as the source gives it ("" when it says nothing).
+    flux_units: str = ""
 
     def validate(self, source: str | os.PathLike[str]) -> None:
         """Raise InputError when the arrays break the contract or carry no usable data."""
@@ -72,10 +74,11 @@ def write_group(group: h5py.Group, lc: LightCurve) -> None:
         group.attrs[f"ingest_{key}"] = value
     g = group.require_group("lightcurve")
     opts = {"compression": "lzf", "shuffle": True} if lc.time.size > 4096 else {}
-    g.create_dataset("time", data=lc.time.astype(np.float64), **opts)
-    g.create_dataset("flux", data=lc.flux.astype(np.float64), **opts)
-    g.create_dataset("flux_err", data=lc.flux_err.astype(np.float64), **opts)
-    g.create_dataset("quality", data=lc.quality.astype(np.uint32), **opts)
+    for name, data, units in (("time", lc.time.astype(np.float64), "d"),
+                              ("flux", lc.flux.astype(np.float64), lc.flux_units),
+                              ("flux_err", lc.flux_err.astype(np.float64), lc.flux_units),
+                              ("quality", lc.quality.astype(np.uint32), "")):
+        g.create_dataset(name, data=data, **opts).attrs["units"] = units
 
 
 def write_file(path: str | os.PathLike[str], lc: LightCurve) -> None:
@@ -103,6 +106,7 @@ def read_group(group: h5py.Group, source: str | os.PathLike[str]) -> LightCurve:
     cadence = group.attrs.get("cadence_s")
     cadence_s = float(cadence) if cadence is not None else cadence_from_time(time)
     prov = {k[len("ingest_"):]: str(v) for k, v in group.attrs.items() if k.startswith("ingest_")}
+    units = g["flux"].attrs.get("units", "")
     return LightCurve(
         star_id=str(star_id),
         time=time,
@@ -111,6 +115,7 @@ def read_group(group: h5py.Group, source: str | os.PathLike[str]) -> LightCurve:
         quality=np.asarray(arrays["quality"], dtype=np.uint32),
         cadence_s=cadence_s,
         provenance=prov,
+        flux_units=units.decode() if isinstance(units, bytes) else str(units),
     )
 
 
@@ -152,6 +157,7 @@ def _read_fits(path: Path) -> LightCurve:
                 raise InputError(path, "FITS light curve has neither PDCSAP_FLUX nor SAP_FLUX")
             ecol = fcol + "_ERR" if fcol + "_ERR" in names else None
             qcol = _fits_column(data, names, ("QUALITY", "SAP_QUALITY"))
+            flux_units = str(hdu.columns[hdu.columns.names[names.index(fcol)]].unit or "")
             time = np.asarray(data["TIME"], dtype=np.float64)
             flux = np.asarray(data[fcol], dtype=np.float64)
             err = (np.asarray(data[ecol], dtype=np.float64) if ecol
@@ -188,6 +194,7 @@ def _read_fits(path: Path) -> LightCurve:
         cadence_s=cadence_s,
         provenance={"source_format": f"fits ({telescope or 'unknown mission'})",
                     "flux_column": fcol, "time_conversion": how},
+        flux_units=flux_units,
     )
 
 

@@ -10,14 +10,21 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 
-from .. import lightcurve
-from ..errors import InputError
-from ..stage import STATUS_FAILED, STATUS_OK, module_main, one_line, provenance, write_star_status
+from stellarflow_contracts import lightcurve
+from stellarflow_contracts.chunk import (
+    STATUS_FAILED,
+    STATUS_OK,
+    module_main,
+    one_line,
+    write_root_attrs,
+    write_star_status,
+    write_summary,
+)
+from stellarflow_contracts.errors import InputError
 
 MODULE = "ingest"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
 
 
 def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
@@ -26,12 +33,8 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
     out_path = outdir / f"{chunk_id}.lightcurves.h5"
     ids = [s["star_id"] for s in stars]
     with h5py.File(out_path, "w") as f:
-        f.attrs["chunk_id"] = chunk_id
-        f.attrs["observation_id"] = observation_id
-        f.attrs["stage"] = "lightcurves"
-        f.attrs["star_ids"] = np.array(ids, dtype=h5py.string_dtype())
-        for k, v in provenance(MODULE, VERSION).items():
-            f.attrs[k] = v
+        write_root_attrs(f, chunk_id=chunk_id, observation_id=observation_id, stage="lightcurves",
+                         ids=ids, module=MODULE, version=__version__)
         grp = f.create_group("stars")
         for star in stars:
             sid = star["star_id"]
@@ -58,6 +61,7 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
                     exc = InputError(Path(exc.path).name, exc.problem)
                 status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
             write_star_status(g, status, error, time.process_time() - t0)
+        write_summary(f, outdir)
     return out_path
 
 
@@ -77,7 +81,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="Convert a chunk of light curves to the stellarflow contract",
                        add_arguments=_args, run=_run)
 

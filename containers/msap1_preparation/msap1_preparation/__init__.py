@@ -18,18 +18,22 @@ import h5py
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
 
-from .. import lightcurve
-from ..stage import StarContext, attr_float, module_main, run_chunk
+from stellarflow_contracts import lightcurve
+from stellarflow_contracts.chunk import (
+    StarContext,
+    attr_float,
+    module_main,
+    run_chunk,
+    write_dataset,
+)
+from stellarflow_contracts.solar import LOGG_SUN, NUMAX_SUN_UHZ, TEFF_SUN_K
 
 MODULE = "msap1_preparation"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
 
 SEGMENT_GAP_D = 0.5  # a gap longer than this starts a new detrending segment
 CLIP_SIGMA_UPPER = 4.0  # cosmic rays and unflagged outliers are upward; transits are not clipped
 CLIP_WINDOW_D = 1.0 / 24.0  # running reference for the clipping residuals
-NUMAX_SUN_UHZ = 3090.0
-TEFF_SUN_K = 5777.0
-LOGG_SUN = 4.438
 TEFF_MAX_SOLAR_LIKE_K = 7000.0  # hotter stars have no convective envelope to drive p modes
 
 
@@ -149,10 +153,9 @@ def process(ctx: StarContext) -> None:
     out.attrs["numax_guess_uhz"] = numax_guess(teff, logg)
     out.attrs["seismic_candidate"] = int(seismic_candidate(teff, logg, lc.cadence_s))
     g = out.create_group("prepared")
-    opts = {"compression": "lzf", "shuffle": True} if prep.time.size > 4096 else {}
-    g.create_dataset("time", data=prep.time, **opts)
-    g.create_dataset("flux", data=prep.flux, **opts)
-    g.create_dataset("flux_err", data=prep.flux_err, **opts)
+    write_dataset(g, "time", prep.time, "d")
+    write_dataset(g, "flux", prep.flux, "")
+    write_dataset(g, "flux_err", prep.flux_err, "")
 
 
 def _count_candidates(fout: h5py.File) -> None:
@@ -166,7 +169,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    out = run_chunk(module=MODULE, version=VERSION, stage="prepared",
+    out = run_chunk(module=MODULE, version=__version__, stage="prepared",
                     inputs={"lightcurves": args.lightcurves}, primary="lightcurves",
                     outdir=args.outdir, process=process, finish=_count_candidates)
     # A small JSON beside the chunk so the workflow can decide whether MSAP3 runs (CWL `when`).
@@ -177,7 +180,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="MSAP1: prepare light curves (mask, clip, detrend, normalise)",
                        add_arguments=_args, run=_run)
 

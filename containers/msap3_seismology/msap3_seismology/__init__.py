@@ -42,10 +42,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import stage
+from stellarflow_contracts import chunk as stage
+from stellarflow_contracts.timeseries import mad_std
 
 MODULE = "msap3_seismology"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
 
 HIGHPASS_D = 0.5  # half-width of each running-mean box (days)
 NUMAX_MIN_UHZ = 200.0
@@ -104,7 +105,7 @@ def mask_dips(t_d: np.ndarray, y: np.ndarray, half_d: float = 1.0 / 48, nsig: fl
     a margin of 1 h on each side, so their sharp edges cannot put a comb of orbital harmonics
     into the spectrum."""
     smooth = _running_mean(t_d, y, half_d)
-    mad = np.median(np.abs(smooth - np.median(smooth))) * 1.4826
+    mad = mad_std(smooth)
     dip = smooth < np.median(smooth) - nsig * mad
     if not dip.any():
         return np.zeros(t_d.size, bool)
@@ -476,10 +477,9 @@ def process(ctx: stage.StarContext) -> None:
     out.attrs["comb_snr"] = res.comb_snr
     fb, pb, bb = bin_spectrum(res.frequency_uhz, res.psd, res.background)
     grp = out.create_group("psd")
-    opts = {"compression": "lzf", "shuffle": True}
-    grp.create_dataset("frequency_uhz", data=fb, **opts)
-    grp.create_dataset("psd_ppm2_per_uhz", data=pb, **opts)
-    grp.create_dataset("background_ppm2_per_uhz", data=bb, **opts)
+    stage.write_dataset(grp, "frequency_uhz", fb, "uHz")
+    stage.write_dataset(grp, "psd_ppm2_per_uhz", pb, "ppm2/uHz")
+    stage.write_dataset(grp, "background_ppm2_per_uhz", bb, "ppm2/uHz")
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -488,13 +488,13 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    stage.run_chunk(module=MODULE, version=VERSION, stage="seismology",
+    stage.run_chunk(module=MODULE, version=__version__, stage="seismology",
                     inputs={"prepared": args.prepared}, primary="prepared", outdir=args.outdir,
                     process=process, select=select)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return stage.module_main(argv, module=MODULE, version=VERSION,
+    return stage.module_main(argv, module=MODULE, version=__version__,
                              description="MSAP3: numax and Delta nu of solar-like oscillators",
                              add_arguments=_args, run=_run)
 

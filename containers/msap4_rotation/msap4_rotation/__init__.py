@@ -14,18 +14,30 @@ from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from astropy.timeseries import LombScargle
 
-from ..errors import InputError
-from ..stage import NotMeasurable, StarContext, module_main, run_chunk
+from stellarflow_contracts.chunk import (
+    NotMeasurable,
+    StarContext,
+    module_main,
+    run_chunk,
+    write_dataset,
+)
+from stellarflow_contracts.errors import InputError
+from stellarflow_contracts.timeseries import (
+    bin_lightcurve,
+    downsample,
+    finite_sorted,
+    mad_std,
+    running_median,
+)
 
 MODULE = "msap4_rotation"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
 
 BIN_D = 30.0 / 1440.0  # 30-min bins: Kepler long-cadence-like, keeps Prot >= 0.5 d resolved
 PMIN_D = 0.5
@@ -65,32 +77,6 @@ class RotationResult:
         return bool(np.isfinite(self.prot_d))
 
 
-def bin_lightcurve(time_d: np.ndarray, flux: np.ndarray, width_d: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean flux in regular bins of ``width_d``; returns (bin centres, mean, count) with NaN
-    mean in empty bins, so the grid stays regular (needed by the ACF)."""
-    t0 = time_d.min()
-    idx = np.floor((time_d - t0) / width_d).astype(np.int64)
-    n = int(idx.max()) + 1
-    count = np.bincount(idx, minlength=n)
-    total = np.bincount(idx, weights=flux, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    centres = t0 + (np.arange(n) + 0.5) * width_d
-    return centres, mean, count
-
-
-def running_median(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred running median over ``window`` samples of a regular series, ignoring NaN."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    half = window // 2
-    padded = np.concatenate([np.full(half, np.nan), values, np.full(half, np.nan)])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows inside long gaps
-        return np.nanmedian(sliding_window_view(padded, 2 * half + 1), axis=1)
-
-
 def clip_dips(values: np.ndarray, window: int, nsigma: float = DIP_NSIGMA) -> np.ndarray:
     """Copy of ``values`` with NaN where it dips below a running median by more than nsigma
     times the point-to-point scatter (and one sample either side): removes transits and
@@ -101,25 +87,13 @@ def clip_dips(values: np.ndarray, window: int, nsigma: float = DIP_NSIGMA) -> np
     diffs = diffs[np.isfinite(diffs)]
     if diffs.size < 10:
         return values
-    sigma = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2.0)
+    sigma = mad_std(diffs) / math.sqrt(2.0)
     bad = resid < -nsigma * sigma
     bad[1:] |= bad[:-1].copy()
     bad[:-1] |= bad[1:].copy()
     if sigma <= 0 or bad.sum() > DIP_MAX_FRACTION * np.isfinite(values).sum():
         return values
     return np.where(bad, np.nan, values)
-
-
-def _clean(time_d: np.ndarray, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    time_d = np.asarray(time_d, dtype=np.float64)
-    flux = np.asarray(flux, dtype=np.float64)
-    if time_d.shape != flux.shape or time_d.ndim != 1:
-        raise ValueError(f"time and flux shapes differ: {time_d.shape} vs {flux.shape}")
-    ok = np.isfinite(time_d) & np.isfinite(flux)
-    if ok.sum() < 10:
-        raise ValueError(f"only {int(ok.sum())} finite samples in the light curve")
-    order = np.argsort(time_d[ok], kind="stable")
-    return time_d[ok][order], flux[ok][order]
 
 
 def acf(values: np.ndarray) -> np.ndarray:
@@ -216,7 +190,7 @@ def activity_sph(time_d: np.ndarray, flux: np.ndarray, prot_d: float) -> float:
 
 def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     """Rotation period (days) and S_ph (ppm) of a relative light curve (median ~1)."""
-    t, f = _clean(time_d, flux_rel)
+    t, f = finite_sorted(time_d, flux_rel)
     f = f / np.median(f) - 1.0
     centres, mean, count = bin_lightcurve(t, f, BIN_D)
     raw = mean  # S_ph follows its definition: all the data
@@ -277,17 +251,6 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     )
 
 
-def downsample(x: np.ndarray, y: np.ndarray, n_max: int = MAX_STORED
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``n_max`` points, keeping each block's maximum so peaks survive."""
-    if x.size <= n_max:
-        return x, y
-    edges = np.linspace(0, x.size, n_max + 1).astype(np.int64)
-    idx = np.array([a + int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)
-                    if b > a])
-    return x[idx], y[idx]
-
-
 def process(ctx: StarContext) -> None:
     g = ctx.need("prepared")
     if "prepared" not in g:
@@ -302,10 +265,10 @@ def process(ctx: StarContext) -> None:
     out.attrs["rotation_acf"] = res.acf_at_prot
     out.attrs["rotation_background_ratio"] = res.background_ratio
     out.attrs["candidate_prot_d"] = res.candidate_prot_d
-    p, pw = downsample(res.period_d, res.power_spectrum)
+    p, pw = downsample(res.period_d, res.power_spectrum, MAX_STORED)
     pg = out.create_group("periodogram")
-    pg.create_dataset("period_d", data=p.astype(np.float64))
-    pg.create_dataset("power", data=pw.astype(np.float64))
+    write_dataset(pg, "period_d", p, "d", np.float64)
+    write_dataset(pg, "power", pw, "", np.float64)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -313,13 +276,13 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    run_chunk(module=MODULE, version=VERSION, stage="rotation",
+    run_chunk(module=MODULE, version=__version__, stage="rotation",
               inputs={"prepared": args.prepared}, primary="prepared", outdir=args.outdir,
               process=process)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="MSAP4: rotation period (Lomb-Scargle + ACF) and S_ph",
                        add_arguments=_args, run=_run)
 

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import brentq
 
-from ..stage import StarContext, attr_float, module_main, run_chunk
+from stellarflow_contracts.chunk import StarContext, attr_float, module_main, run_chunk
+from stellarflow_contracts.solar import DNU_SUN_UHZ as DNU_SUN
+from stellarflow_contracts.solar import NUMAX_SUN_UHZ as NUMAX_SUN
+from stellarflow_contracts.solar import TEFF_SUN_K as TEFF_SUN
 
 MODULE = "msap5_stellar_parameters"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
 
-NUMAX_SUN = 3090.0  # µHz (Huber et al. 2011)
-DNU_SUN = 135.1  # µHz
-TEFF_SUN = 5777.0  # K
 TEFF_ERR_DEFAULT = 100.0  # K, typical spectroscopic error
 LOGG_ERR_DEFAULT = 0.1  # dex
 FEH_DEFAULT = 0.0
@@ -160,14 +160,14 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    run_chunk(module=MODULE, version=VERSION, stage="parameters",
+    run_chunk(module=MODULE, version=__version__, stage="parameters",
               inputs={"prepared": args.prepared, "rotation": args.rotation,
                       "seismology": args.seismology},
               primary="prepared", outdir=args.outdir, process=process)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="MSAP5: stellar radius, mass and gyrochronology age",
                        add_arguments=_args, run=_run)
 

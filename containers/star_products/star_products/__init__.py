@@ -3,11 +3,15 @@
 The product HDF5 is itself a light-curve contract file (root attrs star_id, cadence_s; group
 /lightcurve holding the PREPARED light curve), plus /periodogram, /psd, /bls, /parameters (values
 with uncertainties) and /provenance/<stage> (module, version, image, host) for every module.
+A stage made by a contract-conformant fake (root attr ``fake_of`` of its chunk file) is marked
+``fake = 1`` in the product's provenance and listed in the rows' ``fake_stages`` metadata.
+A star whose products cannot be written becomes a failed row; the rest of the chunk goes on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -17,21 +21,24 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..products import COLUMN_NAMES, make_table
-from ..stage import (
+from stellarflow_contracts.catalogue import COLUMN_NAMES, FAKE_STAGES_META, make_table
+from stellarflow_contracts.chunk import (
     STATUS_FAILED,
     STATUS_OK,
     attr_float,
     attr_str,
     module_main,
+    one_line,
     open_chunk,
     provenance,
     quiet_numerics,
     star_ids,
+    write_dataset,
 )
+from stellarflow_contracts.errors import InputError
 
 MODULE = "star_products"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
 STAGES = ("lightcurves", "prepared", "rotation", "seismology", "parameters", "transit")
 
 # (product /parameters name, stage, attr, error attr, unit)
@@ -40,8 +47,8 @@ PARAMETERS = [
     ("activity_sph_ppm", "rotation", "activity_sph_ppm", None, "ppm"),
     ("numax_uhz", "seismology", "numax_uhz", "numax_err_uhz", "uHz"),
     ("dnu_uhz", "seismology", "dnu_uhz", "dnu_err_uhz", "uHz"),
-    ("radius_rsun", "parameters", "radius_rsun", "radius_err_rsun", "Rsun"),
-    ("mass_msun", "parameters", "mass_msun", "mass_err_msun", "Msun"),
+    ("radius_rsun", "parameters", "radius_rsun", "radius_err_rsun", "solRad"),
+    ("mass_msun", "parameters", "mass_msun", "mass_err_msun", "solMass"),
     ("age_gyr", "parameters", "age_gyr", "age_err_gyr", "Gyr"),
     ("transit_period_d", "transit", "transit_period_d", "transit_period_err_d", "d"),
     ("transit_t0_d", "transit", "transit_t0_d", "transit_t0_err_d", "d"),
@@ -49,8 +56,10 @@ PARAMETERS = [
     ("transit_duration_h", "transit", "transit_duration_h", None, "h"),
     ("transit_snr", "transit", "transit_snr", None, ""),
     ("planet_radius_rearth", "transit", "planet_radius_rearth", "planet_radius_err_rearth",
-     "Rearth"),
+     "earthRad"),
 ]
+PROVENANCE_KEYS = ("module", "module_version", "contracts_version", "image", "image_digest",
+                   "host", "created_utc")
 
 
 def _star(files: dict[str, h5py.File], stage: str, sid: str) -> h5py.Group | None:
@@ -72,23 +81,24 @@ def star_status(groups: dict[str, h5py.Group | None]) -> tuple[str, str]:
 
 def write_product(path: Path, sid: str, observation_id: str, status: str, error: str,
                   groups: dict[str, h5py.Group | None], files: dict[str, h5py.File]) -> None:
+    prep = groups.get("prepared")
+    if status == STATUS_OK and (prep is None or "prepared" not in prep):
+        raise InputError(None, "prepared: no prepared light curve for this star (chunk contract)")
     with h5py.File(path, "w") as f:
         f.attrs["star_id"] = sid
         f.attrs["observation_id"] = observation_id
         f.attrs["status"] = status
         f.attrs["error"] = error
-        prep = groups.get("prepared")
         f.attrs["cadence_s"] = _value(prep, "cadence_s")
         for key in ("teff", "logg", "feh"):
             f.attrs[key] = _value(prep, key)
-        if prep is not None and "prepared" in prep:
+        if status == STATUS_OK and prep is not None and "prepared" in prep:
             lc = f.create_group("lightcurve")
             lc.attrs["description"] = "prepared light curve (MSAP1): relative flux, median 1"
             n = prep["prepared/time"].shape[0]
-            opts = {"compression": "lzf", "shuffle": True} if n > 4096 else {}
-            for name in ("time", "flux", "flux_err"):
-                lc.create_dataset(name, data=prep["prepared"][name][()], **opts)
-            lc.create_dataset("quality", data=np.zeros(n, np.uint32), **opts)
+            for name, units in (("time", "d"), ("flux", ""), ("flux_err", "")):
+                write_dataset(lc, name, prep["prepared"][name][()], units)
+            write_dataset(lc, "quality", np.zeros(n, np.uint32), "")
         for stage, group in (("rotation", "periodogram"), ("seismology", "psd"),
                              ("transit", "bls")):
             g = groups.get(stage)
@@ -99,21 +109,23 @@ def write_product(path: Path, sid: str, observation_id: str, status: str, error:
             g = groups.get(stage)
             d = par.create_dataset(name, data=np.array([_value(g, key), _value(g, err_key)]))
             d.attrs["columns"] = "value, uncertainty"
-            d.attrs["unit"] = unit
+            d.attrs["units"] = unit
             d.attrs["from"] = stage
         method = groups.get("parameters")
         par.attrs["parameters_method"] = attr_str(method, "parameters_method") if method else ""
         prov = f.create_group("provenance")
         for stage, src in files.items():
             p = prov.create_group(stage)
-            for key in ("module", "module_version", "package_version", "image", "image_digest",
-                        "host", "created_utc"):
+            for key in PROVENANCE_KEYS:
                 if key in src.attrs:
                     p.attrs[key] = attr_str(src, key)
+            if "fake_of" in src.attrs:
+                p.attrs["fake"] = 1
+                p.attrs["fake_of"] = attr_str(src, "fake_of")
             g = groups.get(stage)
             p.attrs["cpu_s"] = _value(g, "cpu_s")
         own = prov.create_group("star_products")  # this module wrote the product itself
-        for key, value in provenance(MODULE, VERSION).items():
+        for key, value in provenance(MODULE, __version__).items():
             own.attrs[key] = value
 
 
@@ -192,10 +204,15 @@ def build_products(inputs: dict[str, Path | None], outdir: Path) -> Path:
             t0 = time.process_time()
             groups = {stage: _star(files, stage, sid) for stage in STAGES}
             status, error = star_status(groups)
+            product, figure = outdir / f"{sid}.product.h5", outdir / f"{sid}.png"
             with quiet_numerics():
-                write_product(outdir / f"{sid}.product.h5", sid, observation_id, status, error,
-                              groups, files)
-                plot_star(outdir / f"{sid}.png", sid, status, error, groups)
+                try:
+                    write_product(product, sid, observation_id, status, error, groups, files)
+                    plot_star(figure, sid, status, error, groups)
+                except Exception as exc:  # one failing star never fails its chunk
+                    status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
+                    write_product(product, sid, observation_id, status, error, {}, files)
+                    plot_star(figure, sid, status, error, {})
             row = {name: math.nan for name in COLUMN_NAMES}
             row.update(star_id=sid, status=status, error=error)
             for name, stage, key, _, _ in PARAMETERS:
@@ -205,13 +222,33 @@ def build_products(inputs: dict[str, Path | None], outdir: Path) -> Path:
                                if g is not None and np.isfinite(_value(g, "cpu_s")))
             row["cpu_s"] = upstream_cpu + (time.process_time() - t0)
             rows.append(row)
-        prov = provenance(MODULE, VERSION)
+        prov = provenance(MODULE, __version__)
+        fakes = sorted(attr_str(f, "fake_of") for f in files.values() if "fake_of" in f.attrs)
     table = make_table(rows)
     table.meta.update({"chunk_id": chunk_id, "observation_id": observation_id,
-                       "star_products": prov})
+                       "star_products": prov, FAKE_STAGES_META: fakes})
     out = outdir / f"{chunk_id}.rows.ecsv"
     table.write(out, format="ascii.ecsv", overwrite=True)
+    write_rows_summary(rows, chunk_id, outdir)
     return out
+
+
+def write_rows_summary(rows: list[dict], chunk_id: str, outdir: Path) -> Path:
+    """``<chunk_id>.rows.summary.json``: the rows without timings (see the contracts library)."""
+    def number(v: float) -> float | None:
+        return float(f"{v:.4g}") if np.isfinite(v) else None
+
+    star = {r["star_id"]: {"status": r["status"], "error": r["error"],
+                           "row": {k: number(v) for k, v in r.items()
+                                   if k not in ("star_id", "status", "error", "cpu_s")}}
+            for r in rows}
+    counts = {"total": len(rows), STATUS_OK: sum(r["status"] == STATUS_OK for r in rows)}
+    counts[STATUS_FAILED] = counts["total"] - counts[STATUS_OK]
+    path = outdir / f"{chunk_id}.rows.summary.json"
+    path.write_text(json.dumps({"chunk_id": chunk_id, "stage": "rows", "module": MODULE,
+                                "module_version": __version__, "stars": counts, "star": star},
+                               indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -225,7 +262,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="Per-star product HDF5 and PNG, and the chunk's catalogue rows",
                        add_arguments=_args, run=_run)
 

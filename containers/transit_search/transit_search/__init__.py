@@ -37,12 +37,26 @@ import h5py
 import numpy as np
 from astropy.timeseries import BoxLeastSquares
 
-from ..errors import InputError
-from ..stage import NotMeasurable, StarContext, attr_float, module_main, run_chunk
-from .msap4_rotation import bin_lightcurve, downsample, running_median
+from stellarflow_contracts.chunk import (
+    NotMeasurable,
+    StarContext,
+    attr_float,
+    module_main,
+    run_chunk,
+    write_dataset,
+)
+from stellarflow_contracts.errors import InputError
+from stellarflow_contracts.timeseries import (
+    bin_lightcurve,
+    downsample,
+    finite_sorted,
+    mad_std,
+    running_median,
+)
 
 MODULE = "transit_search"
-VERSION = "0.1.0"
+__version__ = "1.0.0"
+BLS_STORED = 5000  # BLS spectrum points kept in the chunk file (peaks survive)
 
 BIN_D = 10.0 / 1440.0  # 10-min bins: >= 6 samples in the shortest searched transit
 DETREND_WINDOW_D = 0.75
@@ -83,24 +97,6 @@ class TransitResult:
     sine_preference: float  # harmonic_delta_log_likelihood of astropy's compute_stats
     bls_period_d: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
     bls_power: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
-
-
-def _clean(time_d: np.ndarray, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    time_d = np.asarray(time_d, dtype=np.float64)
-    flux = np.asarray(flux, dtype=np.float64)
-    if time_d.shape != flux.shape or time_d.ndim != 1:
-        raise ValueError(f"time and flux shapes differ: {time_d.shape} vs {flux.shape}")
-    ok = np.isfinite(time_d) & np.isfinite(flux)
-    if ok.sum() < 100:
-        raise ValueError(f"only {int(ok.sum())} finite samples in the light curve")
-    order = np.argsort(time_d[ok], kind="stable")
-    t, f = time_d[ok][order], flux[ok][order]
-    return t, f / np.median(f) - 1.0
-
-
-def _robust_std(x: np.ndarray) -> float:
-    x = x[np.isfinite(x)]
-    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else float("nan")
 
 
 def local_poly_trend(values: np.ndarray, mask: np.ndarray, half: int) -> np.ndarray:
@@ -179,7 +175,7 @@ def flatten(binned: np.ndarray, mask: np.ndarray | None = None, iterations: int 
             idx = np.arange(trend.size)
             trend[bad] = np.interp(idx[bad], idx[~bad], trend[~bad])
         resid = binned - trend
-        sigma = _robust_std(resid[~cur])
+        sigma = mad_std(resid[~cur])
         dips = resid < -DIP_NSIGMA * sigma
         dips = np.convolve(dips, np.ones(2 * DIP_PAD + 1), mode="same") > 0
         flares = resid > FLARE_NSIGMA * sigma
@@ -230,7 +226,7 @@ def _snr(t: np.ndarray, resid: np.ndarray, period: float, t0: float, duration: f
     tot = np.bincount(idx, weights=resid[oot])
     full = cnt >= 0.5 * np.max(cnt)
     means = tot[full] / cnt[full]
-    sigma_d = _robust_std(means)
+    sigma_d = mad_std(means)
     if not np.isfinite(sigma_d) or sigma_d <= 0 or means.size < 10:
         return float("nan"), float("nan")
     err = sigma_d / math.sqrt(n_tr)
@@ -273,14 +269,15 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
            stellar_radius_err_rsun: float = float("nan")) -> TransitResult:
     """Search a relative light curve (median ~1, days) for periodic transits."""
     nan = float("nan")
-    t, f = _clean(time_d, flux_rel)
+    t, f = finite_sorted(time_d, flux_rel, min_points=100)
+    f = f / np.median(f) - 1.0
     centres, binned, count = bin_lightcurve(t, f, BIN_D)
     baseline = float(t.max() - t.min())
     if baseline / 2.0 <= PMIN_D * 1.1:
         raise NotMeasurable(f"baseline {baseline:.2f} d too short for a transit search "
                          f"(two transits of P >= {PMIN_D} d need > {2 * PMIN_D} d)")
     resid, _ = flatten(binned)
-    sigma = _robust_std(resid)
+    sigma = mad_std(resid)
     good = np.isfinite(resid)
     tb, yb, nb = centres[good], resid[good], count[good]
     dy = sigma * np.sqrt(np.median(nb) / nb)
@@ -324,7 +321,7 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
     keep_pts = good2[ibin]
     tu = t[keep_pts]
     yu = f[keep_pts] - np.interp(tu, centres, trend2)
-    sig_u = _robust_std(yu[~_in_transit(tu, period, tref, 2.0 * duration)])
+    sig_u = mad_std(yu[~_in_transit(tu, period, tref, 2.0 * duration)])
     blsu = BoxLeastSquares(tu, yu, np.full(tu.size, sig_u))
     dstep = fine_p[1] - fine_p[0]
     up = np.linspace(period - 2 * dstep, period + 2 * dstep, 41)
@@ -394,10 +391,10 @@ def process(ctx: StarContext) -> None:
         a[f"candidate_{key}"] = getattr(res, f"candidate_{key}")
     a["odd_even_mismatch_sigma"] = res.odd_even_mismatch_sigma
     a["transit_sine_preference"] = res.sine_preference
-    p, pw = downsample(res.bls_period_d, res.bls_power)
+    p, pw = downsample(res.bls_period_d, res.bls_power, BLS_STORED)
     grp = ctx.out.create_group("bls")
-    grp.create_dataset("period_d", data=p.astype(np.float64))
-    grp.create_dataset("power", data=pw.astype(np.float64))
+    write_dataset(grp, "period_d", p, "d", np.float64)
+    write_dataset(grp, "power", pw, "", np.float64)
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -407,13 +404,13 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    run_chunk(module=MODULE, version=VERSION, stage="transit",
+    run_chunk(module=MODULE, version=__version__, stage="transit",
               inputs={"prepared": args.prepared, "parameters": args.parameters},
               primary="prepared", outdir=args.outdir, process=process)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return module_main(argv, module=MODULE, version=VERSION,
+    return module_main(argv, module=MODULE, version=__version__,
                        description="Transit search (box least squares) and characterisation",
                        add_arguments=_args, run=_run)
 

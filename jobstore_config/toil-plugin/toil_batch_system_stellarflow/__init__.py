@@ -1,11 +1,9 @@
-"""Toil batch-system plugin: single_machine with a short leader poll and forked workers
-(stellarflow.toil_single_machine).
+"""Toil batch-system plugin: ``stellarflow_single_machine`` (see .single_machine).
 
-Toil imports every top-level package named ``toil_batch_system_*`` on sys.path and lets it register
-batch systems. ``stellarflow run`` puts containers/base/toil_plugins on PYTHONPATH; for
-toil-cwl-runner directly: export PYTHONPATH=$PWD/containers/base/toil_plugins.
+Toil imports every top-level package named ``toil_batch_system_*`` it finds installed and lets it
+register batch systems; site profiles then say ``batchSystem: stellarflow_single_machine``.
 """
 
-from stellarflow.toil_single_machine import register
+from .single_machine import register
 
 register()

@@ -10,7 +10,7 @@
 2. **Worker start.** Each job is a ``_toil_worker`` process that spends ~1 s importing Toil and
    cwltool before it loads its job; a run of 240 stars has 26 jobs, most of them on the critical
    path of a chunk or of the run's start and end. Workers are forked instead from a warm server
-   (stellarflow.toil_fork_server) that imported all that once. Each worker is still its own
+   (.fork_server) that imported all that once. Each worker is still its own
    process in its own session, with the environment Toil gives it; Toil tracks, kills and reaps
    it as before through a Popen-like handle. If the server cannot start or dies, the jobs it had
    are reported failed (Toil retries them) and workers start the ordinary way from then on.
@@ -24,10 +24,11 @@
    every run. With this batch system its turn is POLL_S (it only reads a queue per turn; CWL
    workflows start no Toil services).
 
-Installed as a Toil batch-system plugin (package toil_batch_system_stellarflow in
-containers/base/toil_plugins/) under the upstream name, so profiles keep saying
-``batchSystem: single_machine``. Schedulers (Slurm, SGE...) are left alone: there a poll is a
-``squeue``/``qstat`` call and a worker starts on another node.
+Registered under its own name, ``stellarflow_single_machine`` (Toil's ``single_machine`` is left
+as it is). Written against Toil 9.6.0 (TESTED_TOIL): under any other Toil version the name is
+registered for Toil's own class, with a warning, since the parts changed here may have moved.
+Schedulers (Slurm, SGE...) are left alone: there a poll is a ``squeue``/``qstat`` call and a
+worker starts on another node.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ import sys
 import threading
 from typing import Any
 
+NAME = "stellarflow_single_machine"
+TESTED_TOIL = "9.6.0"  # the Toil whose single_machine, leader and service manager this changes
 POLL_S = 0.1
 FORK_ENV = "STELLARFLOW_FORK_WORKERS"
 PREWARM_ENV = "STELLARFLOW_FORK_PREWARM"  # set by `stellarflow run` for single_machine sites
@@ -100,13 +103,13 @@ class ForkedWorker:
 
 
 class ForkServer:
-    """Leader side of stellarflow.toil_fork_server: one warm process, one reply reader."""
+    """Leader side of .fork_server: one warm process, one reply reader."""
 
     def __init__(self, on_exit: Any = None) -> None:
         self._on_exit = on_exit  # called (no arguments) whenever a worker has ended
         env = {k: v for k, v in os.environ.items() if k != PREWARM_ENV}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stellarflow.toil_fork_server"],
+            [sys.executable, "-m", "toil_batch_system_stellarflow.fork_server"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True, env=env)
         self._lock = threading.Lock()
         self._next_id = 0
@@ -358,8 +361,22 @@ def take_prewarmed(on_exit: Any = None) -> ForkServer | None:
     return server
 
 
+def upstream_class() -> type:
+    """Toil's own single_machine, for a Toil this plugin was not written for."""
+    from toil.batchSystems.singleMachine import SingleMachineBatchSystem
+    from toil.version import baseVersion
+
+    log.warning("%s: Toil %s is not the version this plugin was written for (%s); running "
+                "Toil's own single_machine", NAME, baseVersion, TESTED_TOIL)
+    return SingleMachineBatchSystem
+
+
 def register() -> None:
     from toil.batchSystems.registry import add_batch_system_factory
+    from toil.version import baseVersion
 
-    add_batch_system_factory("single_machine", single_machine_class)
+    if baseVersion != TESTED_TOIL:
+        add_batch_system_factory(NAME, upstream_class)
+        return
+    add_batch_system_factory(NAME, single_machine_class)
     prewarm()

@@ -4,8 +4,8 @@ submission with "prepareSubmission() takes from 6 to 8 positional arguments but 
 The shared worker loop calls ``prepareSubmission(cpu, memory, walltime, jobID, command, jobName,
 environment, gpus)`` but these three batch systems still define it without ``walltime``. The
 subclasses here accept (and ignore, as upstream does for these systems) the walltime and call the
-upstream method. Installed as a Toil batch-system plugin (package toil_batch_system_toil5577 in
-containers/base/toil_plugins/) under the upstream names, so profiles keep saying
+upstream method. Installed as a Toil batch-system plugin (package toil_batch_system_toil5577 of
+jobstore_config/toil-plugin) under the upstream names, so profiles keep saying
 ``batchSystem: grid_engine``. Each factory checks the upstream signature first: once Toil is
 fixed, the upstream class is returned untouched, and this module and the plugin can be deleted.
 """
