@@ -11,6 +11,8 @@ export PATH := $(CURDIR)/scripts/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 # Python modules (containers/<name>/ with `language: python`): installed in the venv for their
 # tests and --no-container runs; their images install only their own locks.
 PY_MODULES := $(patsubst %/module.yml,%,$(shell grep -l '^language: python' containers/*/module.yml))
+# Compiled modules (`language: c`): built into the venv's bin for tests and --no-container runs.
+C_MODULES := $(patsubst %/module.yml,%,$(shell grep -l '^language: c' containers/*/module.yml))
 # make test: the end-to-end tests must run the steps in their images.
 export STELLARFLOW_TEST_CONTAINERS ?= 1
 JOBS   ?= 2
@@ -27,13 +29,15 @@ help: ## list every target
 install: $(STAMP) ## venv with pinned deps + system packages (idempotent)
 
 $(STAMP): pyproject.toml requirements.lock scripts/install-system containers/contracts/pyproject.toml \
-          $(addsuffix /pyproject.toml,$(PY_MODULES)) $(wildcard jobstore_config/toil-plugin/*/*.py)
+          $(addsuffix /pyproject.toml,$(PY_MODULES)) $(wildcard jobstore_config/toil-plugin/*/*.py) \
+          $(foreach m,$(C_MODULES),$(wildcard $(m)/src/*) $(m)/Makefile)
 	scripts/install-system
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e . -e containers/contracts $(addprefix -e ,$(PY_MODULES))
 	$(PY) -m pip install -q --no-deps --force-reinstall jobstore_config/toil-plugin
+	$(foreach m,$(C_MODULES),$(MAKE) -s -C $(m) BUILD=$(CURDIR)/$(VENV)/bin &&) true
 	touch $@
 
 lock: ## regenerate requirements.lock from the current venv

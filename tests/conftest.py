@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-SHARED_REAL = REPO.parent / "shared" / "data" / "real"
+REAL = REPO / "tests" / "data" / "real"  # public light curves (tests/data/real/README.md)
 
 
 def runner_env() -> dict[str, str]:
@@ -28,9 +28,7 @@ def repo() -> Path:
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    if not SHARED_REAL.is_dir():
-        pytest.skip(f"real light curves not found at {SHARED_REAL} (shared/ beside the repo)")
-    return SHARED_REAL
+    return REAL
 
 
 def generate(outdir: Path, *args: str) -> Path:

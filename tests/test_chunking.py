@@ -7,7 +7,7 @@ import math
 import pytest
 
 from stellarflow import run
-from stellarflow.errors import InputError
+from stellarflow_contracts.errors import InputError
 
 
 @pytest.mark.parametrize(("stars", "slots", "expected"), [

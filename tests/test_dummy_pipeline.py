@@ -18,9 +18,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from fake_module import dummy as fake_module
+from fake_module import euclid
 
-from stellarflow.errors import InputError
-from stellarflow_dummy import IMAGE, checks, euclid, fake_module, generate, spec
+from stellarflow_contracts.errors import InputError
+from stellarflow_dummy import IMAGE, checks, euclid_inputs, generate, spec
 from stellarflow_dummy.validate import FEATURES, failure_reason, gpu_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +100,10 @@ def test_all_dummy_pipeline_cwl_validates() -> None:
 
 # ---- the fake-module program --------------------------------------------------------------
 
+def spec_file(name: str) -> str:
+    return str(DP / "modules" / f"{name}.yaml")
+
+
 def run_fake(cwd: Path, *argv: str) -> tuple[int, str]:
     old = Path.cwd()
     os.chdir(cwd)
@@ -117,12 +123,13 @@ def test_fake_modules_chain_records_lineage_and_load(tmp_path: Path) -> None:
     a, b, c = (tmp_path / n for n in "abc")
     for d in (a, b, c):
         d.mkdir()
-    assert run_fake(a, "--spec", "producer", "--index", "7", "--label", "first")[0] == 0
-    rc, _ = run_fake(b, "--spec", "transform", "--in-upstream", str(a / "product.h5"),
+    assert run_fake(a, "--spec", spec_file("producer"), "--index", "7", "--label", "first")[0] == 0
+    rc, _ = run_fake(b, "--spec", spec_file("transform"), "--in-upstream", str(a / "product.h5"),
                      "--io-mb", "2", "--tmpdir", str(tmp_path), "--memory-mb", "20",
                      "--cpu-seconds", "0.2")
     assert rc == 0
-    rc, _ = run_fake(c, "--spec", "indexed_writer", "--in-upstream", str(b / "product.h5"))
+    rc, _ = run_fake(c, "--spec", spec_file("indexed_writer"), "--in-upstream",
+                     str(b / "product.h5"))
     assert rc == 0
     recs = checks.records(c / "indexed.h5")
     assert [r["module"] for r in recs] == ["producer", "transform", "indexed_writer"]
@@ -141,8 +148,8 @@ def test_fake_modules_chain_records_lineage_and_load(tmp_path: Path) -> None:
 
 
 def test_fake_module_fails_first_attempts_then_passes(tmp_path: Path) -> None:
-    run_fake(tmp_path, "--spec", "producer")
-    args = ("--spec", "flaky_transform", "--in-upstream", str(tmp_path / "product.h5"),
+    run_fake(tmp_path, "--spec", spec_file("producer"))
+    args = ("--spec", spec_file("flaky_transform"), "--in-upstream", str(tmp_path / "product.h5"),
             "--fail-first-n-attempts", "2", "--attempt-dir", str(tmp_path / "att"),
             "--outdir", str(tmp_path / "o"))
     assert run_fake(tmp_path, *args) == (1, "fake_module: failing attempt 1 of the first 2 on "
@@ -156,19 +163,19 @@ def test_fake_module_bad_inputs_are_one_line(tmp_path: Path) -> None:
     h = tmp_path / "empty.h5"
     with h5py.File(h, "w") as f:
         f["x"] = np.zeros(2)
-    rc, err = run_fake(tmp_path, "--spec", "transform", "--in-upstream", str(h))
+    rc, err = run_fake(tmp_path, "--spec", spec_file("transform"), "--in-upstream", str(h))
     assert rc == 1 and err.count("\n") == 1
     assert f"{h}: missing dataset(s) /data/flux declared for input upstream" in err
-    rc, err = run_fake(tmp_path, "--spec", "indexed_reader", "--in-indexed", str(h))
+    rc, err = run_fake(tmp_path, "--spec", spec_file("indexed_reader"), "--in-indexed", str(h))
     assert rc == 1 and "missing dataset" in err
-    run_fake(tmp_path, "--spec", "producer")
-    run_fake(tmp_path, "--spec", "indexed_writer", "--in-upstream", str(tmp_path / "product.h5"),
-             "--outdir", str(tmp_path / "w"))
+    run_fake(tmp_path, "--spec", spec_file("producer"))
+    run_fake(tmp_path, "--spec", spec_file("indexed_writer"), "--in-upstream",
+             str(tmp_path / "product.h5"), "--outdir", str(tmp_path / "w"))
     (tmp_path / "w" / "indexed.h5.sha256").write_text("0" * 64 + "  indexed.h5\n")
-    rc, err = run_fake(tmp_path, "--spec", "indexed_reader", "--in-indexed",
+    rc, err = run_fake(tmp_path, "--spec", spec_file("indexed_reader"), "--in-indexed",
                        str(tmp_path / "w" / "indexed.h5"))
     assert rc == 1 and "checksum does not match" in err
-    rc, err = run_fake(tmp_path, "--spec", "transform", "--in-upstream",
+    rc, err = run_fake(tmp_path, "--spec", spec_file("transform"), "--in-upstream",
                        str(tmp_path / "product.h5"), "--fail-with", "boom: on purpose")
     assert (rc, err) == (1, "fake_module: boom: on purpose\n")
 
@@ -178,7 +185,7 @@ def test_fake_module_bad_inputs_are_one_line(tmp_path: Path) -> None:
 def test_euclid_example_steps_correct_dark_and_flat_and_record_lineage(tmp_path: Path,
                                                                          monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    inp = euclid.make_inputs(tmp_path / "in")
+    inp = euclid_inputs.make_inputs(tmp_path / "in")
     euclid.split(inp["raw"], 2)
     for piece in sorted(tmp_path.glob("piece_*.fits")):
         euclid.correct("correct_dark", piece, inp["dark"], "dark")

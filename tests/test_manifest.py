@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stellarflow import manifest
-from stellarflow.errors import InputError
+from stellarflow_contracts.errors import InputError
 
 GOOD_LC = "lc/a.txt"
 

@@ -19,8 +19,9 @@ import pytest
 from astropy.table import Table
 from ruamel.yaml import YAML
 
-from stellarflow import cli, lightcurve
-from stellarflow.products import COLUMN_NAMES, read_catalogue
+from stellarflow import cli
+from stellarflow_contracts import lightcurve
+from stellarflow_contracts.catalogue import COLUMN_NAMES, read_catalogue
 
 from conftest import REPO, containers_available, generate
 

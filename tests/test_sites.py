@@ -207,7 +207,7 @@ def test_failure_summary_none_without_failed_jobs(tmp_path):
 def test_toil_5577_is_present_in_this_toil():
     """If this fails, upstream fixed the bug: delete stellarflow/toil_fix_5577.py and
     containers/base/toil_plugins/ (the factories already return the upstream classes)."""
-    from stellarflow import toil_fix_5577 as fix
+    from toil_batch_system_toil5577 import fix
 
     assert all(fix.has_bug(fix.upstream_class(n)) for n in fix.AFFECTED)
 
@@ -215,7 +215,7 @@ def test_toil_5577_is_present_in_this_toil():
 def test_fixed_classes_accept_walltime():
     import inspect
 
-    from stellarflow import toil_fix_5577 as fix
+    from toil_batch_system_toil5577 import fix
 
     for name in fix.AFFECTED:
         cls = fix.fixed_class(fix.upstream_class(name))
@@ -228,7 +228,7 @@ def test_fixed_classes_accept_walltime():
 
 def test_grid_engine_qsub_line_through_the_fix(monkeypatch):
     """The fixed thread builds Toil's real qsub line (walltime dropped, PE for 2 cores)."""
-    from stellarflow import toil_fix_5577 as fix
+    from toil_batch_system_toil5577 import fix
 
     cls = fix.fixed_class(fix.upstream_class("grid_engine"))
     thread = cls.GridEngineThread.__new__(cls.GridEngineThread)

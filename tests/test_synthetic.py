@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from stellarflow import lightcurve, manifest, synthetic
+from stellarflow import manifest, synthetic
+from stellarflow_contracts import lightcurve
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "generate_observation.py"

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from toil_batch_system_stellarflow import single_machine as sm
 
 from stellarflow import sites
-from stellarflow import toil_single_machine as sm
 
 from conftest import runner_env
 
@@ -92,7 +92,7 @@ def test_a_prewarmed_server_is_the_one_that_forks(tmp_path):
     script = tmp_path / "wf.py"
     script.write_text(WORKFLOW.replace(
         '    try:\n        with Toil(opts)',
-        '    from stellarflow import toil_single_machine as sm\n'
+        '    from toil_batch_system_stellarflow import single_machine as sm\n'
         '    early = sm._prewarmed.proc.pid if sm._prewarmed else None\n'
         '    try:\n        with Toil(opts)').replace(
         'print(json.dumps({"leader": os.getpid(), "leaves": leaves}))',

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stellarflow.products import read_catalogue
+from stellarflow_contracts.catalogue import read_catalogue
 from stellarflow_trigger import hostile
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stellarflow.errors import RunError
-from stellarflow.products import make_table, read_catalogue
+from stellarflow_contracts.catalogue import make_table, read_catalogue
 from stellarflow_trigger import batch, hostile, runner
 from stellarflow_trigger.cli import status_main, trigger_main
 from stellarflow_trigger.intake import claim, register

@@ -16,8 +16,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-
-from .fake_module import sha256
+from fake_module.dummy import sha256
 
 
 @dataclass

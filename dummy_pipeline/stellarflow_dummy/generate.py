@@ -123,7 +123,7 @@ def tool(spec: dict[str, Any]) -> dict[str, Any]:
     doc["requirements"] = requirements
     if spec["container"]:
         doc["hints"] = {"DockerRequirement": {"dockerPull": IMAGE}}
-    doc.update({"baseCommand": ["python", "-m", "stellarflow_dummy.fake_module"],
+    doc.update({"baseCommand": ["fake_module"],
                 "arguments": args, "stdout": "fake_module.log",
                 "inputs": inputs, "outputs": outputs})
     return doc

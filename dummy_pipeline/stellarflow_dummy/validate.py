@@ -31,7 +31,7 @@ from stellarflow import sites
 from stellarflow.errors import InputError
 from stellarflow.paths import repo_root
 
-from . import IMAGE, __version__, checks, euclid
+from . import IMAGE, __version__, checks, euclid_inputs
 
 HERE = Path(__file__).resolve().parents[1]  # dummy_pipeline/
 FAIL_MESSAGE = "DUMMY-PIPELINE-EXPECTED-FAILURE: this step fails on purpose"
@@ -278,7 +278,7 @@ class Validation:
             print(f"validate-site: {msg}", file=sys.stderr, flush=True)
 
     def prepare(self) -> None:
-        inputs = euclid.make_inputs(self.work / "inputs" / "euclid")
+        inputs = euclid_inputs.make_inputs(self.work / "inputs" / "euclid")
         self.attempt_dir.mkdir(exist_ok=True)
         self.jobs: dict[str, dict[str, Any]] = {
             "euclid_example": {"raw": file_obj(inputs["raw"]), "dark": file_obj(inputs["dark"]),

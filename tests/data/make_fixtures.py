@@ -21,17 +21,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import h5py
-import numpy as np
-from astropy.io import fits
-
 import catalogue
+import h5py
 import ingest
 import msap1_preparation
 import msap3_seismology
 import msap4_rotation
+import numpy as np
 import star_products
 import transit_search
+from astropy.io import fits
+
 from stellarflow_contracts import lightcurve
 
 HERE = Path(__file__).resolve().parent

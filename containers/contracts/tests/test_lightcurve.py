@@ -1,4 +1,4 @@
-"""Light-curve contract and ingest: FITS, tables, HDF5; bad files give one line naming the file."""
+"""Light-curve contract: FITS, tables, HDF5; bad files give one line naming the file."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from stellarflow import lightcurve
-from stellarflow.errors import InputError
-from stellarflow.modules import ingest
+from stellarflow_contracts import lightcurve
+from stellarflow_contracts.errors import InputError
+
+REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "real"  # in the repository
 
 
 def make_lc(n: int = 500, star_id: str = "s") -> lightcurve.LightCurve:
@@ -31,8 +32,8 @@ def test_hdf5_round_trip(tmp_path: Path) -> None:
         assert f["lightcurve/quality"].dtype == np.uint32
 
 
-def test_tess_fits_real(real_data: Path) -> None:
-    lc = lightcurve.read_any(real_data / "WASP-126_TIC25155310_TESS_S01_hlsp_tess-data-alerts_lc"
+def test_tess_fits_real() -> None:
+    lc = lightcurve.read_any(REAL / "WASP-126_TIC25155310_TESS_S01_hlsp_tess-data-alerts_lc"
                                          ".fits")
     assert lc.provenance["flux_column"] == "PDCSAP_FLUX"
     assert 1325 < np.nanmin(lc.time) < 1326  # BTJD is already BJD - 2457000
@@ -54,8 +55,8 @@ def test_kepler_fits_time_conversion(tmp_path: Path) -> None:
     assert "BKJD" in lc.provenance["time_conversion"]
 
 
-def test_tables_named_and_headerless(tmp_path: Path, real_data: Path) -> None:
-    lc = lightcurve.read_any(real_data / "KIC1435467_LC.txt")
+def test_tables_named_and_headerless(tmp_path: Path) -> None:
+    lc = lightcurve.read_any(REAL / "KIC1435467_LC.txt")
     assert lc.time.size > 30000 and np.isnan(lc.flux_err).all()
     p = tmp_path / "named.csv"
     p.write_text("time,flux,flux_err\n" + "".join(f"{i},{1+i*1e-6},0.001\n" for i in range(20)))
@@ -93,26 +94,3 @@ def test_bad_light_curves(tmp_path: Path, case: str, expected: str) -> None:
         lightcurve.read_any(p)
     assert str(err.value).startswith(str(p)) and expected in str(err.value)
     assert "\n" not in str(err.value)
-
-
-def test_ingest_chunk_keeps_good_stars(tmp_path: Path) -> None:
-    good, bad = tmp_path / "good.h5", tmp_path / "bad.h5"
-    lightcurve.write_file(good, make_lc())
-    lc = make_lc()
-    lc.flux[:] = np.nan
-    lightcurve.write_file(bad, lc)
-    chunk = {"chunk_id": "chunk-0000", "stars": [
-        {"star_id": "a", "lightcurve": {"path": str(good)}, "teff": 5000.0},
-        {"star_id": "b", "lightcurve": {"path": str(bad)}},
-        {"star_id": "c", "input_error": "lc/c.h5: light curve not found"},
-    ]}
-    rc = ingest.main(["--outdir", str(tmp_path), "--observation-id", "o",
-                      "--chunk-json", json.dumps(chunk)])
-    assert rc == 0
-    with h5py.File(tmp_path / "chunk-0000.lightcurves.h5") as f:
-        st = {k: (g.attrs["status"], g.attrs["error"]) for k, g in f["stars"].items()}
-        assert st["a"] == ("ok", "")
-        assert st["b"][0] == "failed" and "no finite flux" in st["b"][1]
-        assert st["c"] == ("failed", "ingest: lc/c.h5: light curve not found")
-        assert f["stars/a"].attrs["teff"] == 5000.0
-        lightcurve.read_group(f["stars/a"], "a").validate("a")

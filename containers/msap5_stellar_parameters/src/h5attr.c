@@ -1,4 +1,5 @@
 /* HDF5 attribute helpers (see h5attr.h). HDF5 1.10 C API. */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "h5attr.h"
 
 #include <stdio.h>

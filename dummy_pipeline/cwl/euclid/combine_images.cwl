@@ -3,11 +3,11 @@ class: CommandLineTool
 id: combine_images
 doc: "Reassemble the corrected pieces into one frame."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}
-baseCommand: [python, -m, stellarflow_dummy.euclid, combine]
+baseCommand: [fake_euclid, combine]
 inputs:
   pieces: {type: 'File[]', inputBinding: {prefix: --pieces}}
 outputs:

@@ -3,11 +3,11 @@ class: CommandLineTool
 id: correct_dark
 doc: "Subtract the matching cut of the master dark from one piece."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}
-baseCommand: [python, -m, stellarflow_dummy.euclid, correct-dark]
+baseCommand: [fake_euclid, correct-dark]
 inputs:
   piece: {type: File, inputBinding: {prefix: --piece}}
   dark: {type: File, inputBinding: {prefix: --dark}}

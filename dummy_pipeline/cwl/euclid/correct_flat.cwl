@@ -3,11 +3,11 @@ class: CommandLineTool
 id: correct_flat
 doc: "Divide one piece by the matching cut of the master flat."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}
-baseCommand: [python, -m, stellarflow_dummy.euclid, correct-flat]
+baseCommand: [fake_euclid, correct-flat]
 inputs:
   piece: {type: File, inputBinding: {prefix: --piece}}
   flat: {type: File, inputBinding: {prefix: --flat}}

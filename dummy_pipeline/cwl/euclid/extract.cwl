@@ -3,11 +3,11 @@ class: CommandLineTool
 id: extract
 doc: "Detect sources (threshold, aperture photometry): a catalogue and a quality file."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}
-baseCommand: [python, -m, stellarflow_dummy.euclid, extract]
+baseCommand: [fake_euclid, extract]
 inputs:
   image: {type: File, inputBinding: {prefix: --image}}
   catalog_spec: {type: File, inputBinding: {prefix: --catalog-spec}}

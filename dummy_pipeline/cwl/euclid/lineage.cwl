@@ -3,12 +3,12 @@ class: CommandLineTool
 id: lineage
 doc: "Link the step records by checksum into one lineage tree per final output."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
 requirements:
   InlineJavascriptRequirement: {}
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}
-baseCommand: [python, -m, stellarflow_dummy.euclid, lineage]
+baseCommand: [fake_euclid, lineage]
 inputs:
   records: {type: 'File[]', inputBinding: {prefix: --records}}
   catalogue: File

@@ -3,11 +3,11 @@ class: CommandLineTool
 id: split_images
 doc: "Split a FITS frame into n_side x n_side pieces (offsets kept in the header)."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow-fake-module:0.1.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}
-baseCommand: [python, -m, stellarflow_dummy.euclid, split]
+baseCommand: [fake_euclid, split]
 inputs:
   image: {type: File, inputBinding: {prefix: --image}}
   n_side: {type: int, default: 2, inputBinding: {prefix: --n-side}}

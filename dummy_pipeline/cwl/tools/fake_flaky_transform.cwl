@@ -20,9 +20,7 @@ requirements:
   ToolTimeLimit:
     timelimit: $(inputs.walltime_s)
 baseCommand:
-- python
-- -m
-- stellarflow_dummy.fake_module
+- fake_module
 arguments:
 - --spec
 - fake_module_spec.json

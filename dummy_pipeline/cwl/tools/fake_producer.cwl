@@ -21,11 +21,9 @@ requirements:
     timelimit: $(inputs.walltime_s)
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow-fake-module:0.1.0
+    dockerPull: localhost/stellarflow/fake_module:1.0.0
 baseCommand:
-- python
-- -m
-- stellarflow_dummy.fake_module
+- fake_module
 arguments:
 - --spec
 - fake_module_spec.json

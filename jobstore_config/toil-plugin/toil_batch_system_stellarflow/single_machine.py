@@ -263,6 +263,11 @@ def single_machine_class() -> type:
         __doc__ = (f"{SingleMachineBatchSystem.__doc__ or ''}\n(stellarflow: short polls, workers "
                    f"forked from a warm server; see {__name__})")
 
+        @classmethod
+        def add_options(cls, parser: Any) -> None:
+            """None of its own: Toil's single_machine (always registered) adds the options
+            this class reads, and Toil asks every registered class for its options."""
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             shorten_service_manager_turn()  # before the leader starts that thread
             # Set when there is something for the scheduling thread to do (see
@@ -368,7 +373,14 @@ def upstream_class() -> type:
 
     log.warning("%s: Toil %s is not the version this plugin was written for (%s); running "
                 "Toil's own single_machine", NAME, baseVersion, TESTED_TOIL)
-    return SingleMachineBatchSystem
+
+    class Upstream(SingleMachineBatchSystem):
+        @classmethod
+        def add_options(cls, parser: Any) -> None:
+            """Toil's single_machine, also registered, adds them."""
+
+    Upstream.__name__ = Upstream.__qualname__ = "SingleMachineBatchSystem"
+    return Upstream
 
 
 def register() -> None:

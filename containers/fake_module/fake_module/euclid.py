@@ -1,7 +1,8 @@
 """The Euclid example, for real on small FITS frames: split -> dark -> flat -> combine -> extract.
 
-    python -m stellarflow_dummy.euclid make-inputs DIR      # raw/dark/flat frames + truth
-    python -m stellarflow_dummy.euclid split|correct-dark|correct-flat|combine|extract|lineage ...
+    fake_euclid split|correct-dark|correct-flat|combine|extract|lineage ...
+
+(The inputs are made on the host: stellarflow_dummy.euclid_inputs.make_inputs.)
 
 Every step writes its product(s) and a lineage record ``<step>.lineage.json`` (step, version, host,
 image, start/end, inputs and outputs with SHA-256). The ``lineage`` step links the records by
@@ -27,7 +28,7 @@ from astropy.table import Table
 from scipy import ndimage
 
 from . import __version__
-from .fake_module import sha256
+from .dummy import sha256
 
 SHAPE = (256, 256)
 PSF_SIGMA = 1.6
@@ -51,49 +52,6 @@ def write_record(step: str, start: float, inputs: dict[str, list[Path]],
     path = Path(f"{name or step}.lineage.json")
     path.write_text(json.dumps(rec, indent=1))
     return path
-
-
-# ---- inputs ---------------------------------------------------------------------------------
-
-def make_inputs(folder: Path, seed: int = 7, n_stars: int = 40) -> dict[str, Path]:
-    """A raw frame = sky x flat + dark + noise, its master dark and flat, a truth table."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    ny, nx = SHAPE
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(float)
-    x = rng.uniform(12, nx - 12, n_stars)
-    y = rng.uniform(12, ny - 12, n_stars)
-    # keep stars apart so that each is one detection
-    keep = [0]
-    for i in range(1, n_stars):
-        if all(np.hypot(x[i] - x[j], y[i] - y[j]) > 10 for j in keep):
-            keep.append(i)
-    x, y = x[keep], y[keep]
-    flux = rng.uniform(3_000, 30_000, len(x))
-    sky = np.full(SHAPE, 200.0)
-    for xi, yi, fi in zip(x, y, flux, strict=True):
-        sky += fi / (2 * np.pi * PSF_SIGMA**2) * np.exp(
-            -((xx - xi) ** 2 + (yy - yi) ** 2) / (2 * PSF_SIGMA**2))
-    # flat: vignetting (30 % fall-off to the corners) and 2 % pixel-to-pixel response
-    r2 = ((xx - nx / 2) ** 2 + (yy - ny / 2) ** 2) / (nx / 2) ** 2
-    flat = (1 - 0.15 * r2) * rng.normal(1, 0.02, SHAPE)
-    flat /= np.median(flat)
-    # dark: a left-to-right amplifier glow plus hot columns
-    dark = 30 + 60 * xx / nx
-    dark[:, rng.choice(nx, 5, replace=False)] += 400
-    raw = sky * flat + dark + rng.normal(0, 5, SHAPE)
-    hdr = fits.Header({"TELESCOP": "stellarflow-dummy", "INSTRUME": "VIS-like", "EXPTIME": 565.0,
-                       "BUNIT": "electron"})
-    paths = {k: folder / f"{k}.fits" for k in ("raw", "dark", "flat")}
-    fits.PrimaryHDU(raw.astype(np.float32), header=hdr).writeto(paths["raw"], overwrite=True)
-    fits.PrimaryHDU(dark.astype(np.float32), header=hdr).writeto(paths["dark"], overwrite=True)
-    fits.PrimaryHDU(flat.astype(np.float32)).writeto(paths["flat"], overwrite=True)
-    paths["spec"] = folder / "catalog_spec.json"
-    paths["spec"].write_text(json.dumps({"threshold_sigma": 8.0, "aperture_radius_px": 6.0,
-                                         "min_pixels": 4}, indent=1))
-    paths["truth"] = folder / "truth.ecsv"
-    Table({"x": x, "y": y, "flux": flux}).write(paths["truth"], overwrite=True)
-    return paths
 
 
 # ---- steps ----------------------------------------------------------------------------------
@@ -219,12 +177,9 @@ def lineage(records: list[Path], finals: dict[str, Path], sources: dict[str, Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m stellarflow_dummy.euclid", description=__doc__)
+    p = argparse.ArgumentParser(prog="fake_euclid", description=__doc__)
     p.add_argument("--debug", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("make-inputs")
-    s.add_argument("folder", type=Path)
-    s.add_argument("--seed", type=int, default=7)
     s = sub.add_parser("split")
     s.add_argument("--image", type=Path, required=True)
     s.add_argument("--n-side", type=int, default=2)
@@ -243,10 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--source", nargs="+", default=[], help="NAME=PATH (the workflow inputs)")
     a = p.parse_args(argv)
     try:
-        if a.cmd == "make-inputs":
-            for k, v in make_inputs(a.folder, a.seed).items():
-                print(f"{k}: {v}")
-        elif a.cmd == "split":
+        if a.cmd == "split":
             split(a.image, a.n_side)
         elif a.cmd == "correct-dark":
             correct("correct_dark", a.piece, a.dark, "dark")

@@ -1,4 +1,4 @@
-"""The fake-module program: `python -m stellarflow_dummy.fake_module --spec SPEC [inputs] [load]`.
+"""The fake-module program: `fake_module --spec SPEC [inputs] [load]`.
 
 Reads the HDF5 inputs its declaration names (checking the declared datasets and secondary files),
 optionally burns CPU, memory, tmpdir I/O and wall time, can fail on purpose (always, or on its
@@ -29,9 +29,10 @@ from typing import Any
 import h5py
 import numpy as np
 
+from stellarflow_contracts.errors import InputError
+
 from . import __version__
-from .spec import load as load_spec
-from .spec import modules_dir, normalise
+from .spec import normalise
 
 CHUNK = 1 << 20
 STR = h5py.string_dtype()
@@ -54,12 +55,17 @@ def utc(t: float) -> str:
 
 
 def read_spec(value: str) -> dict[str, Any]:
+    """A declaration file: JSON (what the generated CWL tools stage) or YAML."""
     p = Path(value)
-    if not p.exists() and (modules_dir() / f"{value}.yaml").exists():
-        p = modules_dir() / f"{value}.yaml"
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(p, f"cannot read fake-module declaration ({exc.strerror})") from None
     if p.suffix == ".json":
-        return normalise(json.loads(p.read_text()), p)
-    return load_spec(p)
+        return normalise(json.loads(text), p)
+    from ruamel.yaml import YAML
+
+    return normalise(YAML(typ="safe").load(text), p)
 
 
 def build_parser(spec: dict[str, Any]) -> argparse.ArgumentParser:
@@ -267,7 +273,7 @@ def run(argv: list[str]) -> int:
     end = time.time()
     rec = {
         "record_id": uuid.uuid4().hex, "module": module, "module_version": spec["version"],
-        "program": f"stellarflow_dummy.fake_module {__version__}",
+        "program": f"fake_module {__version__}",
         "host": socket.gethostname(),
         "image": os.environ.get("STELLARFLOW_IMAGE", "none (no container)"),
         "start_utc": utc(start), "end_utc": utc(end), "wall_s": round(end - start, 3),
@@ -299,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminated)
     try:
         return run(argv)
+    except InputError as exc:
+        print(f"fake_module: {exc}", file=sys.stderr)
+        return 2
     except Failure as exc:
         print(f"fake_module: {exc}", file=sys.stderr)
         return 1

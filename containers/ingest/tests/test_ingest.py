@@ -1,0 +1,42 @@
+"""Ingest: a chunk of light curves in any accepted format; a bad star fails alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+import ingest
+from stellarflow_contracts import lightcurve
+
+
+def make_lc(n: int = 500, star_id: str = "s") -> lightcurve.LightCurve:
+    t = np.linspace(3000.0, 3010.0, n)
+    return lightcurve.LightCurve(star_id=star_id, time=t, flux=np.full(n, 100.0),
+                                 flux_err=np.ones(n), quality=np.zeros(n, np.uint32),
+                                 cadence_s=25.0)
+
+
+def test_ingest_chunk_keeps_good_stars(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.h5", tmp_path / "bad.h5"
+    lightcurve.write_file(good, make_lc())
+    lc = make_lc()
+    lc.flux[:] = np.nan
+    lightcurve.write_file(bad, lc)
+    chunk = {"chunk_id": "chunk-0000", "stars": [
+        {"star_id": "a", "lightcurve": {"path": str(good)}, "teff": 5000.0},
+        {"star_id": "b", "lightcurve": {"path": str(bad)}},
+        {"star_id": "c", "input_error": "lc/c.h5: light curve not found"},
+    ]}
+    rc = ingest.main(["--outdir", str(tmp_path), "--observation-id", "o",
+                      "--chunk-json", json.dumps(chunk)])
+    assert rc == 0
+    with h5py.File(tmp_path / "chunk-0000.lightcurves.h5") as f:
+        st = {k: (g.attrs["status"], g.attrs["error"]) for k, g in f["stars"].items()}
+        assert st["a"] == ("ok", "")
+        assert st["b"][0] == "failed" and "no finite flux" in st["b"][1]
+        assert st["c"] == ("failed", "ingest: lc/c.h5: light curve not found")
+        assert f["stars/a"].attrs["teff"] == 5000.0
+        lightcurve.read_group(f["stars/a"], "a").validate("a")
