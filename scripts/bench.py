@@ -47,7 +47,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 if not (REPO / "stellarflow.egg-info").exists():  # a checkout without the editable install
-    sys.path.insert(0, str(REPO / "containers" / "base"))
+    sys.path.insert(0, str(REPO / "scripts"))
 from stellarflow import run as run_mod  # noqa: E402
 from stellarflow import sites  # noqa: E402
 from stellarflow.errors import InputError, RunError  # noqa: E402
@@ -61,6 +61,8 @@ MODULES = ("ingest", "msap1_preparation", "msap4_rotation", "msap3_seismology",
 TOP_LEVEL_JOBS = re.compile(r"CWLWorkflow sas|ResolveIndirect sas\._resolve|CWLScatter|CWLGather"
                             r"|CWLJob sas\.(chunk|assemble)\..*")
 PR_SET_CHILD_SUBREAPER = 36
+# A science step's process is its module's command (the SAS fakes answer to the same names).
+MODULE_COMMANDS = set(MODULES) | {"fake_sas"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def generator_hash() -> str:
     """Hash of the generator's code: a changed generator regenerates the observation."""
     h = hashlib.sha256()
     for p in (REPO / "scripts" / "generate_observation.py",
-              REPO / "containers" / "base" / "stellarflow" / "synthetic.py"):
+              REPO / "scripts" / "stellarflow" / "synthetic.py"):
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
@@ -181,9 +183,9 @@ def process_kind(cmdline: list[str], name: str) -> str:
         return "podman/conmon/crun"  # `podman run` and `podman stats` (cwltool polls memory)
     if name in ("node", "nodejs"):
         return "nodejs (CWL expressions)"
-    if "stellarflow.modules." in text:
+    if any(Path(a).name in MODULE_COMMANDS for a in cmdline[:2]):
         return "module processes"  # science + their start, imports, I/O
-    if "_toil_worker" in text or "stellarflow.toil_fork_server" in text:
+    if "_toil_worker" in text or "toil_batch_system_stellarflow.fork_server" in text:
         return "toil workers"  # forked from the warm server (toil_single_machine) or started
     if "toil-cwl-runner" in text:
         return "toil leader"
@@ -430,15 +432,18 @@ def measure_or_error(name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
 
 
 def import_profile(container: bool) -> dict[str, Any]:
-    """`python -X importtime -m stellarflow.modules.X --version` per module (venv), the
-    heaviest imports, and the same command's wall time in its image (container start)."""
-    from stellarflow.images import image_ref
+    """`python -X importtime -m MODULE --version` per Python module (venv; a compiled module:
+    its command), the heaviest imports, and the command's wall time in its image (container
+    start)."""
+    from stellarflow.images import module_image, read_module
 
     env = dict(os.environ)
     env.update(sites.runner_path_env())
     out: dict[str, Any] = {}
     for m in MODULES:
-        cmd = [sys.executable, "-X", "importtime", "-m", f"stellarflow.modules.{m}", "--version"]
+        python = read_module(REPO / "containers" / m)["language"] == "python"
+        cmd = ([sys.executable, "-X", "importtime", "-m", m, "--version"] if python
+               else [m, "--version"])
         t0 = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
         wall = time.perf_counter() - t0
@@ -460,9 +465,8 @@ def import_profile(container: bool) -> dict[str, Any]:
                                    sorted(tops.items(), key=lambda kv: -kv[1])[:5]},
         }
         if container:
-            img = image_ref(m.replace("_", "-"))
-            cmd = ["podman", "run", "--rm", "--network=none", img, "python", "-m",
-                   f"stellarflow.modules.{m}", "--version"]
+            img = module_image(REPO / "containers" / m)
+            cmd = ["podman", "run", "--rm", "--network=none", img, m, "--version"]
             t0 = time.perf_counter()
             p = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
             rec["container_wall_s"] = time.perf_counter() - t0 if p.returncode == 0 else None

@@ -16,7 +16,7 @@ from pathlib import Path
 try:
     from stellarflow import synthetic
 except ImportError:  # run from a checkout without the editable install
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "containers" / "base"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from stellarflow import synthetic
 
 

@@ -90,7 +90,7 @@ def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
 
 def test_process_kinds() -> None:
     kind = load_bench().process_kind
-    assert kind(["python", "-m", "stellarflow.modules.msap4_rotation", "--outdir", "x"],
+    assert kind(["/opt/module/bin/python", "/opt/module/bin/msap4_rotation", "--outdir", "x"],
                 "python") == "module processes"
     assert kind(["/v/bin/python3", "/v/bin/_toil_worker", "CWLJob", "file:js"],
                 "_toil_worker") == "toil workers"
@@ -98,7 +98,7 @@ def test_process_kinds() -> None:
                 "toil-cwl-runne") == "toil leader"
     assert kind(["/usr/bin/conmon", "--api-version", "1"], "conmon") == "podman/conmon/crun"
     assert kind(["/usr/bin/podman", "run", "-i", "img", "python", "-m",
-                 "stellarflow.modules.ingest"], "podman") == "podman/conmon/crun"
+                 "ingest"], "podman") == "podman/conmon/crun"
     assert kind(["nodejs", "--eval", "x"], "nodejs") == "nodejs (CWL expressions)"
     assert kind(["python", "scripts/bench.py", "--reap-exec", "--", "cwltool"],
                 "python") == "bench wrapper"

@@ -368,7 +368,7 @@ def test_missing_image_is_one_line_naming_it_and_make_images(podman_ok: str,
                        capture_output=True, text=True, env=runner_env())
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "no-such-module" in lines[0] and "make images" in lines[0]
+    assert len(lines) == 1 and "no_such_module" in lines[0] and "make images" in lines[0]
 
 
 def test_failing_build_names_the_module_and_the_containerfile_line(built: list[str],

@@ -180,7 +180,7 @@ def test_products_and_report(toil_out: Path) -> None:
             assert value > 0 and err > 0
             images = {f["provenance"][s].attrs["image"] for s in f["provenance"]}
             if use_containers():
-                assert all(i.startswith("localhost/stellarflow-") for i in images), images
+                assert all(i.startswith("localhost/stellarflow/") for i in images), images
         # The product is itself a valid light-curve contract file (the prepared light curve).
         lightcurve.read_any(product)
 
@@ -203,3 +203,38 @@ def test_unknown_site_is_one_line(small_observation: Path, tmp_path: Path) -> No
     assert proc.returncode == 1
     assert proc.stderr.startswith("stellarflow: error: unknown site profile 'nowhere'")
     assert proc.stderr.count("\n") == 1
+
+
+def test_fake_swap_runs_the_module_tool_in_the_fake_image(small_observation: Path,
+                                                          tmp_path: Path) -> None:
+    """`stellarflow run --fake msap3_seismology`: the same CWL, MSAP3's tool in the fake module's
+    image (numpy 1.26) beside the science images (numpy 2); the catalogue and the report say
+    which stage was a fake; the rest of the science is unchanged."""
+    if not use_containers():
+        pytest.skip("--fake runs the fake's image: containers are off")
+    rc = run_cli("run", str(small_observation), "--outdir", str(tmp_path), "--fake",
+                 "msap3_seismology")
+    assert rc == 0
+    out = tmp_path / "small"
+    t = read_catalogue(out / "catalogue.ecsv")
+    assert t.meta["fake_stages"] == ["msap3_seismology"]
+    assert "contract-conformant fakes" in (out / "report.html").read_text()
+    assert all(math.isnan(v) for v in t["numax_uhz"])
+    ok = [r for r in t if r["status"] == "ok"]
+    assert ok and any(math.isfinite(r["radius_rsun"]) for r in ok)  # MSAP5 falls back on Teff
+    runs = list((tmp_path / ".stellarflow" / "runs").glob("small-*"))
+    assert (runs[0] / "overrides.json").exists()
+    with h5py.File(out / f"{ok[0]['star_id']}.product.h5") as f:
+        seis = f["provenance/seismology"].attrs
+        assert seis["fake"] == 1 and seis["module"] == "fake_module"
+        assert seis["image"].startswith("localhost/stellarflow/fake_module:")
+        assert "numpy 1.26" in seis["runtime"]
+        assert "numpy 2." in f["provenance/rotation"].attrs["runtime"]
+
+
+def test_fake_of_an_unknown_module_is_one_line(small_observation: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "stellarflow.cli", "run",
+                           str(small_observation), "--outdir", str(tmp_path), "--fake",
+                           "ingest"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("stellarflow: error: --fake ingest: no fake for it; choose from")

@@ -17,15 +17,12 @@ from conftest import REPO, runner_env
 
 PROFILES = ["local", "slurm", "slurm-pilot", "grid_engine", "torque", "htcondor", "lsf",
             "kubernetes", "mesos"]
-PLUGIN_DIR = REPO / "containers" / "base" / "toil_plugins"
 K8S_DIR = REPO / "jobstore_config" / "kubernetes"
 
 
 @pytest.fixture(scope="module")
 def toil_parse():
     """Toil's own toil-cwl-runner option parser (what `--config FILE` goes through), in-process."""
-    if str(PLUGIN_DIR) not in sys.path:
-        sys.path.insert(0, str(PLUGIN_DIR))
     from toil.cwl.cwltoil import get_options
 
     return get_options
@@ -174,9 +171,9 @@ def test_pilot_invocation_wraps_sbatch(tmp_path):
     assert "--cpus-per-task=2" in inv.wrapper and inv.wrapper[-1] == "--"
     assert inv.command == inv.wrapper + inv.argv
     assert inv.argv[0] == "toil-cwl-runner" and "--no-container" in inv.argv
-    # Inside the allocation Toil runs single_machine, capped at the allocation.
+    # Inside the allocation Toil runs on one machine, capped at the allocation.
     settings = sites.profile_settings("slurm-pilot")
-    assert settings["batchSystem"] == "single_machine" and settings["maxCores"] == 2
+    assert settings["batchSystem"] == "stellarflow_single_machine" and settings["maxCores"] == 2
 
 
 def test_direct_invocations_have_no_wrapper(tmp_path):
@@ -205,8 +202,8 @@ def test_failure_summary_none_without_failed_jobs(tmp_path):
 
 
 def test_toil_5577_is_present_in_this_toil():
-    """If this fails, upstream fixed the bug: delete stellarflow/toil_fix_5577.py and
-    containers/base/toil_plugins/ (the factories already return the upstream classes)."""
+    """If this fails, upstream fixed the bug: delete toil_batch_system_toil5577 from
+    jobstore_config/toil-plugin (the factories already return the upstream classes)."""
     from toil_batch_system_toil5577 import fix
 
     assert all(fix.has_bug(fix.upstream_class(n)) for n in fix.AFFECTED)
@@ -250,19 +247,22 @@ def test_grid_engine_qsub_line_through_the_fix(monkeypatch):
     assert line[-3:] == ["_toil_worker", "a", "b"]
 
 
-def test_toil_discovers_the_plugin_through_pythonpath():
-    """Toil's plugin mechanism (toil_batch_system_* packages on sys.path) in a fresh process with
-    the environment `stellarflow run` gives toil-cwl-runner."""
-    env = runner_env()
+def test_toil_finds_the_installed_plugin_with_no_pythonpath():
+    """Toil's plugin mechanism (toil_batch_system_* packages installed in the venv) in a fresh
+    process with no PYTHONPATH: the plugin is installed one way only, as a package."""
+    env = {k: v for k, v in runner_env().items() if k != "PYTHONPATH"}
     env.update(sites.runner_path_env())
+    assert "PYTHONPATH" not in sites.runner_path_env()
     code = ("from toil.batchSystems.registry import get_batch_system as g;"
             "print(g('grid_engine').__module__, g('torque').__module__, g('lsf').__module__,"
-            " g('slurm').__module__, g('single_machine').__module__)")
+            " g('slurm').__module__, g('single_machine').__module__,"
+            " g('stellarflow_single_machine').__module__)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, timeout=120).stdout.split()
-    assert out[:3] == ["stellarflow.toil_fix_5577"] * 3
+                         check=True, timeout=120, cwd="/").stdout.split()
+    assert out[:3] == ["toil_batch_system_toil5577.fix"] * 3
     assert out[3] == "toil.batchSystems.slurm"
-    assert out[4] == "stellarflow.toil_single_machine"
+    assert out[4] == "toil.batchSystems.singleMachine"  # Toil's own, not shadowed
+    assert out[5] == "toil_batch_system_stellarflow.single_machine"
 
 
 # --- Kubernetes manifests ------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The plugin's single_machine (stellarflow.toil_single_machine): short leader poll, workers
-forked from a warm server. Real Toil workflows in fresh processes with the environment
-`stellarflow run` gives toil-cwl-runner; the CWL end-to-end tests run on it too."""
+"""The plugin's stellarflow_single_machine (jobstore_config/toil-plugin): short leader poll,
+workers forked from a warm server. Real Toil workflows in fresh processes with the environment
+`stellarflow run` gives toil-cwl-runner; the CWL end-to-end tests run on it too. Also: the
+plugin falls back to Toil's own class on another Toil, and says when upstream no longer needs it."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ WORKFLOW = textwrap.dedent("""
     if __name__ == "__main__":
         jobstore, mode = sys.argv[1], sys.argv[2]
         opts = Job.Runner.getDefaultOptions(jobstore)
-        opts.batchSystem = "single_machine"
+        opts.batchSystem = "stellarflow_single_machine"
         opts.maxCores = 2
         opts.retryCount = 0
         opts.clean = "always"
@@ -222,3 +223,35 @@ def test_service_manager_turns_are_short():
     sm.shorten_service_manager_turn()  # idempotent: no wrapper around the wrapper
     assert serviceManager.throttle(1.0).min_interval == sm.POLL_S
     assert serviceManager.throttle(0.05).min_interval == 0.05
+
+
+def test_upstream_still_has_the_costs() -> None:
+    """The costs this plugin removes, as Toil 9.6 has them. When this fails, upstream changed:
+    measure again (docs/performance.md); if the costs are gone, delete jobstore_config/toil-plugin's
+    toil_batch_system_stellarflow and go back to `batchSystem: single_machine` in the profiles."""
+    import inspect
+
+    from toil import leader, serviceManager
+    from toil.batchSystems import singleMachine
+
+    assert "getUpdatedBatchJob(maxWait=2)" in inspect.getsource(leader.Leader)
+    assert "with throttle(1.0):" in inspect.getsource(serviceManager.ServiceManager)
+    assert "time.sleep(0.01)" in inspect.getsource(singleMachine.SingleMachineBatchSystem)
+
+
+def test_another_toil_gets_its_own_single_machine(monkeypatch) -> None:
+    """The version guard: under a Toil the plugin was not written for, the name stays available
+    and is Toil's own class (no patched internals)."""
+    from toil import version
+    from toil.batchSystems import registry
+    from toil.batchSystems.singleMachine import SingleMachineBatchSystem
+
+    monkeypatch.setattr(version, "baseVersion", "99.0.0")
+    registered = {}
+    monkeypatch.setattr(registry, "add_batch_system_factory",
+                        lambda name, factory: registered.__setitem__(name, factory))
+    sm.register()
+    cls = registered[sm.NAME]()
+    assert cls.__mro__[1] is SingleMachineBatchSystem and cls.__module__ == sm.__name__
+    assert not hasattr(cls, "issueBatchJob") or cls.issueBatchJob is \
+        SingleMachineBatchSystem.issueBatchJob

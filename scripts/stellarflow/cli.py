@@ -31,6 +31,10 @@ DELEGATED = {
     "status": ("stellarflow_trigger.cli:status_main", "table of manifests and runs (--state DIR)"),
     "validate-site": ("stellarflow_dummy.validate:main",
                       "run the Dummy Pipeline feature suite on a site profile"),
+    "new-module": ("stellarflow.modulekit:new_main",
+                   "write a new science module: folder, CWL tool, cwltest case, test"),
+    "check-module": ("stellarflow.modulekit:check_main",
+                     "check modules against the kit's rules (CWL, image, contract, bad input)"),
 }
 
 

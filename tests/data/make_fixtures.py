@@ -141,8 +141,9 @@ def main() -> int:
                 shutil.copy(chain / f"chunk-0000.{s}", d)
             return d
 
-        d = give("msap1_preparation", "lightcurves.h5")
-        add_broken_star(d / "chunk-0000.lightcurves.h5", drop="lightcurve")
+        for module in ("msap1_preparation", "fake_module"):  # the fake stands in for MSAP1
+            d = give(module, "lightcurves.h5")
+            add_broken_star(d / "chunk-0000.lightcurves.h5", drop="lightcurve")
         for module in ("msap3_seismology", "msap4_rotation"):
             d = give(module, "prepared.h5")
             add_broken_star(d / "chunk-0000.prepared.h5", drop="prepared",
@@ -153,6 +154,11 @@ def main() -> int:
         add_broken_star(d / "chunk-0000.prepared.h5", drop="prepared")
         d = give("star_products", *(f"{s}.h5" for s in star_products.STAGES))
         add_broken_star(d / "chunk-0000.prepared.h5", drop="prepared")
+        # The fixture `stellarflow new-module` copies into a new module's tests/data/.
+        template = REPO / "scripts" / "stellarflow" / "templates" / "data"
+        template.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CONTAINERS / "msap4_rotation" / "tests" / "data" / "chunk-0000.prepared.h5",
+                    template)
         d = give("catalogue", "rows.ecsv")
         rows = catalogue.Table.read(d / "chunk-0000.rows.ecsv", format="ascii.ecsv")
         rows.add_row({**{c: rows[0][c] for c in rows.colnames}, "star_id": BROKEN,

@@ -82,8 +82,8 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     import numpy as np
     from astropy.table import MaskedColumn
 
-    from stellarflow.modules.catalogue import write_report
-    from stellarflow.products import read_catalogue
+    from catalogue import write_report  # the catalogue module's report (installed in the venv)
+    from stellarflow_contracts.catalogue import read_catalogue
 
     members = batch["members"]
     ids = {bid: (k, orig) for k, m in enumerate(members) for bid, orig in m["star_ids"].items()}

@@ -80,7 +80,13 @@ def make_table(rows: list[dict]) -> Any:
 
 
 def read_catalogue(path: Any) -> Any:
-    from astropy.table import Table
+    """A catalogue (or rows) ECSV as a Table, units known, empty strings as "" (astropy reads an
+    ECSV "" back as a masked value)."""
+    from astropy.table import MaskedColumn, Table
 
     with enable_units():
-        return Table.read(path, format="ascii.ecsv")
+        t = Table.read(path, format="ascii.ecsv")
+    for name in STRING_COLUMNS:
+        if name in t.colnames and isinstance(t[name], MaskedColumn):
+            t[name] = t[name].filled("")
+    return t

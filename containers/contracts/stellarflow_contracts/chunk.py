@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import platform
 import signal
 import socket
 import sys
@@ -50,6 +51,11 @@ def image_name() -> str:
     return os.environ.get("STELLARFLOW_IMAGE", "none (no container)")
 
 
+# What the module ran on (a module pins its own stack: this is what its image holds).
+RUNTIME = (f"python {platform.python_version()}; numpy {np.__version__}; "
+           f"h5py {h5py.__version__}; HDF5 {h5py.version.hdf5_version}")
+
+
 def provenance(module: str, version: str) -> dict[str, str]:
     """Root attrs of every file a module writes: who made it, with what, where and when."""
     return {
@@ -58,6 +64,7 @@ def provenance(module: str, version: str) -> dict[str, str]:
         "contracts_version": CONTRACTS_VERSION,
         "image": image_name(),
         "image_digest": os.environ.get("STELLARFLOW_IMAGE_HASH", ""),
+        "runtime": RUNTIME,
         "host": socket.gethostname(),
         "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

@@ -59,7 +59,7 @@ PARAMETERS = [
      "earthRad"),
 ]
 PROVENANCE_KEYS = ("module", "module_version", "contracts_version", "image", "image_digest",
-                   "host", "created_utc")
+                   "runtime", "host", "created_utc")
 
 
 def _star(files: dict[str, h5py.File], stage: str, sid: str) -> h5py.Group | None:
