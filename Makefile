@@ -30,7 +30,7 @@ install: $(STAMP) ## venv with pinned deps + system packages (idempotent)
 
 $(STAMP): pyproject.toml requirements.lock scripts/install-system containers/contracts/pyproject.toml \
           $(addsuffix /pyproject.toml,$(PY_MODULES)) $(wildcard jobstore_config/toil-plugin/*/*.py) \
-          $(foreach m,$(C_MODULES),$(wildcard $(m)/src/*) $(m)/Makefile)
+          $(foreach m,$(C_MODULES),$(wildcard $(m)/src/*) $(m)/Makefile) $(wildcard containers/contracts/c/*)
 	scripts/install-system
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

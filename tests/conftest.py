@@ -56,30 +56,3 @@ def containers_available() -> bool:
         return not missing_images_error(REPO / "cwl" / "workflows" / "sas.cwl")
     except Exception:
         return False
-
-
-def pytest_cwl_execute_test(config, processfile: str, jobfile: str | None):
-    """cwltest hook: run each *.cwltest.yml case under toil-cwl-runner in-process.
-
-    Tool tests run the modules from the venv (--no-container): the images are exercised by the
-    end-to-end and container tests, where the step-in-its-image evidence is checked.
-    """
-    import io
-    import json
-    import tempfile
-
-    from toil.cwl import cwltoil
-
-    os.environ["PATH"] = runner_env()["PATH"]  # Toil's worker and `python` come from the venv
-    stdout = io.StringIO()
-    with tempfile.TemporaryDirectory(prefix="cwltest-toil-") as tmp:
-        args = ["--no-container", "--logLevel", "WARNING", "--jobStore", f"{tmp}/jobstore",
-                "--workDir", tmp, f"--outdir={config.outdir}", processfile]
-        if jobfile:
-            args.append(jobfile)
-        try:
-            rc = cwltoil.main(args, stdout=stdout)
-        except Exception:
-            return 1, None
-    out = stdout.getvalue()
-    return rc, (json.loads(out) if out else {})

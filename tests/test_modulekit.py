@@ -71,7 +71,7 @@ def test_new_module_writes_the_layout_and_its_code_passes_its_tests(
 def test_new_module_refuses_a_bad_or_taken_name(scratch_repo: Path) -> None:
     from stellarflow.errors import InputError
 
-    for bad, why in (("Bad-Name", "use [a-z]"), ("json", "importable Python package")):
+    for bad, why in (("Bad-Name", r"use \[a-z\]"), ("json", "importable Python package")):
         with pytest.raises(InputError, match=why):
             modulekit.new_module(bad, "python")
     modulekit.new_module("taken_one", "python")
@@ -147,3 +147,22 @@ def test_new_python_module_passes_check_module_end_to_end(scratch_repo: Path) ->
         image = f"localhost/stellarflow/{name}:1.0.0"
         if image_exists(image):
             subprocess.run(["podman", "rmi", "-f", image], capture_output=True)
+
+
+def test_no_module_imports_another_module_or_host_code() -> None:
+    """A module's code imports the contracts library, its own package and third-party code only
+    (an institute's module cannot lean on another institute's)."""
+    import ast
+
+    others = set(MODULES) | {"stellarflow", "stellarflow_trigger", "stellarflow_dummy", "toil"}
+    for name in MODULES:
+        pkg = REPO / "containers" / name / name
+        for py in pkg.rglob("*.py") if pkg.is_dir() else []:
+            for node in ast.walk(ast.parse(py.read_text())):
+                if isinstance(node, ast.Import):
+                    roots = {a.name.split(".")[0] for a in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    roots = {(node.module or "").split(".")[0]}
+                else:
+                    continue
+                assert not (roots & (others - {name})), f"{py.relative_to(REPO)} imports {roots}"

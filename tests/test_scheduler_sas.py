@@ -68,8 +68,8 @@ def test_small_observation_same_catalogue_on_slurm_and_grid_engine(tmp_path):
     # Scheduler evidence: the science steps were Slurm jobs / SGE jobs.
     slurm_run = _run_dir(tmp_path / "slurm")
     names = [j["Name"] for j in slurm_jobs_in(slurm_run)]
-    for step in ("ingest_lightcurves", "msap1_preparation", "msap4_rotation", "transit_search",
-                 "assemble_catalogue"):
+    for step in ("ingest", "msap1_preparation", "msap4_rotation", "transit_search",
+                 "catalogue"):
         assert any(step in n for n in names), (step, names)
     assert all(j["JobState"] == "COMPLETED" for j in slurm_jobs_in(slurm_run))
     sge_log = (_run_dir(tmp_path / "grid_engine") / "toil.log").read_text(errors="replace")

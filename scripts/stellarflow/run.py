@@ -220,8 +220,9 @@ def fake_overrides(fakes: list[str], container: bool) -> dict[str, Any] | None:
                                "--no-container")
     image = fakes_image()
     tools = repo_root() / "cwl" / "tools"
+    # A tool's process id is its file's URI with its `id` as fragment (the id is its name).
     return {"cwltool:overrides": {
-        (tools / f"{name}.cwl").resolve().as_uri(): {
+        f"{(tools / f'{name}.cwl').resolve().as_uri()}#{name}": {
             "requirements": {"DockerRequirement": {"dockerPull": image}}}
         for name in sorted(set(fakes))}}
 
