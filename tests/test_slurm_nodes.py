@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,12 +73,14 @@ def test_sas_survives_losing_a_node(three_nodes, tmp_path):
     assert all(s["state"] == "COMPLETED" for s in clean_steps)
 
     lossy = _run(manifest, tmp_path / "lossy")
-    victim = _wait_for_running_job(lossy, "sf-node2", min_seconds=2)
+    # Mid-run: a science step past ingest, running on sf-node2 for 2 s already.
+    victim = _wait_for_running_job(lossy, "sf-node2", "msap", min_seconds=2)
     kill = subprocess.run([CLUSTER, "kill-node", "sf-node2"], capture_output=True, text=True,
                           timeout=60)
     assert kill.returncode == 0, kill.stderr
     assert lossy.wait(timeout=1800) == 0, _tail(lossy)
-    assert slurm_nodes_state()["sf-node2"].startswith("down")
+    states = slurm_nodes_state()
+    assert states["sf-node2"].startswith("down"), states
 
     steps = slurm_accounting.steps(slurm_accounting.run_rows(_run_dir(tmp_path / "lossy")))
     lost = [s for s in steps if s["state"] == "NODE_FAIL"]
@@ -87,6 +90,10 @@ def test_sas_survives_losing_a_node(three_nodes, tmp_path):
     done = {s["step"] for s in steps if s["state"] == "COMPLETED"}
     assert {s["step"] for s in lost} <= done
     assert "Exit reason: LOST" in (_run_dir(tmp_path / "lossy") / "toil.log").read_text()
+    print("\nnodes after the run:", states)
+    for name, run in (("clean", clean_steps), ("lost a node", steps)):
+        print(f"{name}: {len(run)} Slurm jobs,", json.dumps(dict(Counter(
+            f"{s['node']} {s['state']}" for s in run))))
     print("lost:", json.dumps([{k: s[k] for k in ("job_id", "step", "node", "state")}
                                for s in lost]))
 
@@ -112,16 +119,17 @@ def _run_dir(outdir: Path) -> Path:
     return run
 
 
-def _wait_for_running_job(proc: subprocess.Popen, node: str, min_seconds: int) -> str:
-    """The id of a job that has been running on ``node`` for ``min_seconds`` (its processes are
-    there to kill)."""
+def _wait_for_running_job(proc: subprocess.Popen, node: str, name_part: str,
+                          min_seconds: int) -> str:
+    """The id of a job whose name has ``name_part``, running on ``node`` for ``min_seconds``
+    (its processes are there to kill)."""
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None:
-        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-w", node, "-o", "%i %M"],
+        out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-w", node, "-o", "%i %M %j"],
                              capture_output=True, text=True, timeout=30).stdout
         for line in out.splitlines():
-            job, elapsed = line.split()
-            if _seconds(elapsed) >= min_seconds:
+            job, elapsed, name = line.split(maxsplit=2)
+            if name_part in name and _seconds(elapsed) >= min_seconds:
                 return job
         time.sleep(0.5)
     pytest.fail(f"no job ran on {node} (run exit code {proc.poll()})")
