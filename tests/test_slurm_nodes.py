@@ -73,8 +73,8 @@ def test_sas_survives_losing_a_node(three_nodes, tmp_path):
     assert all(s["state"] == "COMPLETED" for s in clean_steps)
 
     lossy = _run(manifest, tmp_path / "lossy")
-    # Mid-run: a science step past ingest, running on sf-node2 for 2 s already.
-    victim = _wait_for_running_job(lossy, "sf-node2", "msap", min_seconds=2)
+    # Mid-run: a science step past ingest (MSAP*, transit search), on sf-node2 for 2 s already.
+    victim = _wait_for_running_job(lossy, "sf-node2", ("msap", "transit"), min_seconds=2)
     kill = subprocess.run([CLUSTER, "kill-node", "sf-node2"], capture_output=True, text=True,
                           timeout=60)
     assert kill.returncode == 0, kill.stderr
@@ -119,17 +119,17 @@ def _run_dir(outdir: Path) -> Path:
     return run
 
 
-def _wait_for_running_job(proc: subprocess.Popen, node: str, name_part: str,
+def _wait_for_running_job(proc: subprocess.Popen, node: str, tools: tuple[str, ...],
                           min_seconds: int) -> str:
-    """The id of a job whose name has ``name_part``, running on ``node`` for ``min_seconds``
-    (its processes are there to kill)."""
+    """The id of a job running a tool whose name starts with one of ``tools`` (the last part of
+    Toil's job name) on ``node`` for ``min_seconds`` (its processes are there to kill)."""
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline and proc.poll() is None:
         out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-w", node, "-o", "%i %M %j"],
                              capture_output=True, text=True, timeout=30).stdout
         for line in out.splitlines():
             job, elapsed, name = line.split(maxsplit=2)
-            if name_part in name and _seconds(elapsed) >= min_seconds:
+            if name.rsplit(".", 1)[-1].startswith(tools) and _seconds(elapsed) >= min_seconds:
                 return job
         time.sleep(0.5)
     pytest.fail(f"no job ran on {node} (run exit code {proc.poll()})")
