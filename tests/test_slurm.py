@@ -130,6 +130,10 @@ def test_pilot_runs_everything_in_one_allocation(slurm_cluster, tmp_path):
     assert "pilot: Slurm job" in run.stderr
     # Toil ran single_machine inside it: no job of its own went to Slurm.
     assert batch_ids_from_log(run) == []
+    # Accounting finds the pilot by its working directory (the run folder).
+    (pilot,) = slurm_accounting.steps(slurm_accounting.run_rows(run.run_dir))
+    assert pilot["name"] == "stellarflow-pilot" and pilot["state"] == "COMPLETED", pilot
+    assert pilot["req_cpus"] == 2 and pilot["req_mem_bytes"] == 8 * 2**30, pilot
 
 
 def test_pilot_failure_exit_code_comes_back(slurm_cluster, tmp_path):
