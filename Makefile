@@ -75,8 +75,8 @@ bench: install images ## throughput figures -> build/bench/latest.json, build/be
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_trigger.py
 
-slurm-up: install ## start the local single-node Slurm cluster
-	scripts/slurm-cluster up
+slurm-up: install ## start the local Slurm cluster (NODES=3: three nodes; docs/sites.md)
+	scripts/slurm-cluster up --nodes $(or $(NODES),1)
 
 slurm-down: ## stop the local Slurm cluster
 	scripts/slurm-cluster down

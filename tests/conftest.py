@@ -46,6 +46,19 @@ def small_observation(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "--observation-id", "small")
 
 
+@pytest.fixture(autouse=True)
+def _slurm_cluster_shape(request: pytest.FixtureRequest):
+    """Tests marked slurm share the local cluster; those marked slurm_nodes reshape it (up --nodes
+    N) and so run alone (pytest-xdist workers wait on a file lock)."""
+    if request.node.get_closest_marker("slurm") is None:
+        yield
+        return
+    from scheduler_support import slurm_shape_lock
+
+    with slurm_shape_lock(exclusive=request.node.get_closest_marker("slurm_nodes") is not None):
+        yield
+
+
 def containers_available() -> bool:
     """Whether podman runs and the SAS images exist (make images)."""
     try:

@@ -3,11 +3,14 @@ workflow through a site profile exactly as `stellarflow run` does, read the sche
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,17 +23,32 @@ from conftest import REPO, runner_env
 SCATTER = REPO / "tests" / "data" / "scheduler" / "scatter.cwl"
 
 
-def cluster_up(script: str) -> str:
-    """`scripts/<script> up` (idempotent; parallel callers serialise on its lock)."""
+def cluster_up(script: str, *args: str) -> str:
+    """`scripts/<script> up [args]` (idempotent; parallel callers serialise on its lock). For
+    Slurm, plain `up` is the one-node cluster (`localhost`); `"--nodes", "3"` three nodes."""
     path = REPO / "scripts" / script
     needed = {"slurm-cluster": "slurmctld", "sge-cluster": "sge_qmaster"}[script]
     if shutil.which(needed) is None and not Path(f"/usr/sbin/{needed}").exists():
         pytest.fail(f"{needed} not installed: run scripts/install-system (make install)")
     t0 = time.monotonic()
-    p = subprocess.run([str(path), "up"], capture_output=True, text=True, timeout=300)
+    p = subprocess.run([str(path), "up", *args], capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         pytest.fail(f"{script} up failed: {p.stderr.strip()}")
     return f"{p.stderr.strip()} ({time.monotonic() - t0:.1f} s)"
+
+
+@contextmanager
+def slurm_shape_lock(exclusive: bool) -> Iterator[None]:
+    """Tests on the local Slurm cluster share it (shared lock); a test that changes its shape
+    (`up --nodes N`) holds the lock alone, so no other test finds its cluster reshaped."""
+    path = REPO / "build" / "slurm-tests.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -48,12 +66,14 @@ class SiteRun:
 
 
 def run_cwl(site: str, run_dir: Path, workflow: Path, inputs: list[str],
-            extra: list[str] | None = None, timeout: float = 900) -> SiteRun:
+            extra: list[str] | None = None, timeout: float = 900,
+            container: bool = False) -> SiteRun:
     """Run ``workflow`` through ``site`` like stellarflow.run does: the profile's invocation (and
-    pilot wrapper), its environment, cwd = the run folder (shared storage), --no-container."""
+    pilot wrapper), its environment, cwd = the run folder (shared storage), --no-container
+    unless ``container``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     inv = sites.toil_invocation(site, jobstore=str(run_dir / "jobstore"),
-                                workdir=run_dir / "work", container=False)
+                                workdir=run_dir / "work", container=container)
     argv = inv.command + ["--outdir", str(run_dir / "out"), "--logFile",
                           str(run_dir / "toil.log"), *(extra or []), str(workflow), *inputs]
     env = runner_env()
@@ -96,6 +116,13 @@ def slurm_jobs_in(run_dir: Path) -> list[dict[str, str]]:
         if fields.get("WorkDir") == str(run_dir):
             jobs.append(fields)
     return jobs
+
+
+def slurm_nodes_state() -> dict[str, str]:
+    """Node name -> state as slurmctld sees it (`sinfo -N`)."""
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %T"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    return dict(line.split() for line in sorted(set(out.splitlines())) if line.strip())
 
 
 def sacct_completion(job_ids: list[str]) -> str:

@@ -1,11 +1,14 @@
 """Real Slurm (scripts/slurm-cluster, single node): workflows through --site slurm (one Slurm job
-per Toil job) and --site slurm-pilot (one allocation), the GPU routing on the sbatch line, and
-(slow) pilot vs per-job on 100+ jobs, a job killed by its time limit, slurmd killed mid-run."""
+per Toil job) and --site slurm-pilot (one allocation), the accounting records (sacct through
+slurmdbd) including a container's usage, the GPU routing on the sbatch line, and (slow) pilot vs
+per-job on 100+ jobs, a job killed by its time limit, slurmd killed mid-run. Several nodes:
+test_slurm_nodes.py."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -23,17 +26,18 @@ from scheduler_support import (
     slurm_jobs_in,
 )
 
-from stellarflow import sites
+from stellarflow import sites, slurm_accounting
 
-from conftest import REPO, runner_env
+from conftest import REPO, containers_available, runner_env
 
 pytestmark = pytest.mark.slurm
 DATA = REPO / "tests" / "data" / "scheduler"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def slurm_cluster() -> str:
-    """Start the local cluster if it is not up (CI: `make test` needs nothing else)."""
+    """Start the local cluster if it is not up (CI: `make test` needs nothing else). Per test: a
+    test of test_slurm_nodes.py may have reshaped it in between (then this restores one node)."""
     return cluster_up("slurm-cluster")
 
 
@@ -43,6 +47,7 @@ def test_cluster_status(slurm_cluster):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "node localhost idle" in p.stdout or "node localhost mix" in p.stdout or \
         "node localhost alloc" in p.stdout
+    assert "accounting: slurmdbd + MariaDB (sacct)" in p.stdout
     assert sites.slurm_problem() is None
 
 
@@ -62,6 +67,57 @@ def test_scatter_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     assert sorted(ids) == sorted(j["JobId"] for j in jobs)
     out = sacct_completion(ids)
     assert out.count("COMPLETED") >= len(ids), out
+    # Real accounting (slurmdbd): request and usage of every job of the run.
+    steps = slurm_accounting.steps(slurm_accounting.run_rows(run.run_dir))
+    assert sorted(s["job_id"] for s in steps) == sorted(ids)
+    for s in steps:
+        assert s["state"] == "COMPLETED" and s["exit_code"] == "0:0", s
+        assert s["node"] == "localhost" and s["req_cpus"] == 1, s
+        assert s["req_mem_bytes"] == 256 * 2**20, s  # ramMin: 256 in the CWL
+        assert s["time_limit_s"] == 2 * 3600, s  # slurmTime in jobstore_config/slurm.yaml
+        # MaxRSS and bytes come from samples: a job this short may end before the first one.
+        assert s["wall_s"] is not None and s["cpu_s"] is not None and s["cpu_s"] > 0, s
+        assert s["toil_job"] is not None and s["name"] == f"toil_job_{s['toil_job']}_{s['step']}"
+    assert sum(s["step"].endswith(".echo_one") for s in steps) == 4
+
+
+def test_sacct_counts_the_container_of_a_step(slurm_cluster, tmp_path):
+    """A step in its image burning 3 s of CPU with ~300 MB resident: sacct has both. podman
+    detaches conmon (and the container under it) from the job; the podman wrapper keeps them in
+    the job's process tree, else Slurm would see only the podman client (~0.3 s, ~40 MB)."""
+    if not containers_available():
+        pytest.skip("podman or the stellarflow images are missing (make images)")
+    image = re.search(r"dockerPull:\s*(\S+)",
+                      next((REPO / "cwl" / "tools").glob("ingest*.cwl")).read_text()).group(1)
+    tool = tmp_path / "burn.cwl"
+    tool.write_text(BURN_STEP.replace("IMAGE", image))
+    run = run_cwl("slurm", tmp_path / "run", tool, [], container=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (step,) = [s for s in slurm_accounting.steps(slurm_accounting.run_rows(run.run_dir))
+               if s["step"].endswith("burn_step")]
+    assert step["state"] == "COMPLETED", step
+    assert step["cpu_s"] >= 2.5, step
+    assert step["max_rss_bytes"] >= 250 * 2**20, step
+
+
+BURN_STEP = """cwlVersion: v1.2
+class: CommandLineTool
+id: burn_step
+requirements:
+  DockerRequirement: {dockerPull: IMAGE}
+  ResourceRequirement: {coresMin: 1, ramMin: 1024}
+baseCommand: [python, -c]
+arguments:
+  - |
+    import time
+    block = b"x" * (300 << 20)
+    t = time.process_time()
+    while time.process_time() - t < 3:
+        pass
+    print(len(block))
+inputs: []
+outputs: []
+"""
 
 
 def test_pilot_runs_everything_in_one_allocation(slurm_cluster, tmp_path):
@@ -74,6 +130,10 @@ def test_pilot_runs_everything_in_one_allocation(slurm_cluster, tmp_path):
     assert "pilot: Slurm job" in run.stderr
     # Toil ran single_machine inside it: no job of its own went to Slurm.
     assert batch_ids_from_log(run) == []
+    # Accounting finds the pilot by its working directory (the run folder).
+    (pilot,) = slurm_accounting.steps(slurm_accounting.run_rows(run.run_dir))
+    assert pilot["name"] == "stellarflow-pilot" and pilot["state"] == "COMPLETED", pilot
+    assert pilot["req_cpus"] == 2 and pilot["req_mem_bytes"] == 8 * 2**30, pilot
 
 
 def test_pilot_failure_exit_code_comes_back(slurm_cluster, tmp_path):
