@@ -1,0 +1,188 @@
+"""The ASGI application: connexion 3 over the two OpenAPI documents, behind an access guard.
+
+The guard (a plain ASGI wrapper, so that it sees every request before routing) enforces the
+bearer token, the request-size limit, same-origin writes and loopback Host names; everything it
+refuses, and every error connexion or a handler raises, is a WES ErrorResponse
+``{"msg": one line, "status_code": N}``. No CORS middleware: no cross-origin reads.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from . import handlers
+
+HERE = Path(__file__).parent
+WES_SPEC = HERE / "wes.openapi.yaml"
+PAGE_SPEC = HERE / "page.openapi.yaml"
+MAX_BODY = 4 * 1024 * 1024  # a manifest's own limit; the multipart envelope fits in the rest
+log = logging.getLogger("stellarflow.wes")
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """The document as written, less its `security` lists (the guard enforces them: connexion
+    cannot make them depend on --insecure-loopback)."""
+    doc = YAML(typ="safe", pure=True).load(path.read_text())
+
+    def strip(node: Any) -> None:
+        if isinstance(node, dict):
+            node.pop("security", None)
+            for v in node.values():
+                strip(v)
+
+    strip(doc.get("paths", {}))
+    doc.pop("security", None)
+    return doc
+
+
+def error_body(status: int, msg: str) -> bytes:
+    return json.dumps({"msg": " ".join(str(msg).split())[:500], "status_code": status}).encode()
+
+
+async def send_error(send: Any, status: int, msg: str) -> None:
+    body = error_body(status, msg)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class TooLarge(Exception):
+    pass
+
+
+class Guard:
+    """Access control in front of the app (see module doc)."""
+
+    def __init__(self, app: Any, *, token: str | None, loopback: bool, reads_need_token: bool,
+                 writes_need_token: bool, max_body: int = MAX_BODY) -> None:
+        self.app, self.token, self.loopback = app, token, loopback
+        self.reads_need_token, self.writes_need_token = reads_need_token, writes_need_token
+        self.max_body = max_body
+
+    def _authorized(self, headers: dict[bytes, bytes]) -> tuple[int, str] | None:
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        if not auth:
+            return 401, "missing bearer token (Authorization: Bearer <token from the token file>)"
+        scheme, _, value = auth.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            return 401, "Authorization must be 'Bearer <token>'"
+        if self.token is None or not hmac.compare_digest(value.strip().encode(),
+                                                         self.token.encode()):
+            return 401, "wrong bearer token"
+        return None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        method = scope["method"]
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.loopback and host.rsplit(":", 1)[0].strip("[]") not in (
+                "127.0.0.1", "localhost", "::1"):
+            # a loopback server answers loopback names only (DNS rebinding)
+            await send_error(send, 403, f"Host {host[:60]!r} is not this loopback server's")
+            return
+        write = method not in ("GET", "HEAD", "OPTIONS")
+        if write:
+            origin = headers.get(b"origin")
+            if origin is not None and origin.decode("latin-1") not in (
+                    f"http://{host}", f"https://{host}"):
+                await send_error(send, 403, "cross-origin request refused")
+                return
+        if (write and self.writes_need_token) or self.reads_need_token:
+            refused = self._authorized(headers)
+            if refused:
+                await send_error(send, *refused)
+                return
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                await send_error(send, 400, "Content-Length is not a number")
+                return
+            if n > self.max_body:
+                await send_error(send, 413, f"request body of {n} bytes is more than the "
+                                            f"{self.max_body} accepted")
+                return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_body:
+                    raise TooLarge()
+            return msg
+
+        async def tracking_send(msg: dict) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except TooLarge:
+            if not started:
+                await send_error(send, 413, f"request body is more than the {self.max_body} "
+                                            "bytes accepted")
+
+
+def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: bool = True,
+               insecure_loopback: bool = False, validate_responses: bool = False,
+               max_body: int = MAX_BODY) -> Guard:
+    from connexion import AsyncApp
+    from connexion.exceptions import ProblemException
+    from connexion.lifecycle import ConnexionResponse
+    from connexion.options import SwaggerUIOptions
+    from connexion.resolver import Resolver
+    from starlette.exceptions import HTTPException
+
+    handlers.CTX = ctx
+    app = AsyncApp(__name__)
+    resolver = Resolver(function_resolver=lambda name: getattr(handlers, name))
+    # the page's document (base path /) first: connexion matches the APIs in reverse order
+    for spec in (PAGE_SPEC, WES_SPEC):
+        app.add_api(load_spec(spec), resolver=resolver, validate_responses=validate_responses,
+                    strict_validation=True, pythonic_params=False,
+                    swagger_ui_options=SwaggerUIOptions(swagger_ui=False))
+
+    def respond(status: int, msg: str) -> ConnexionResponse:
+        return ConnexionResponse(status_code=status, body=error_body(status, msg),
+                                 content_type="application/json")
+
+    def on_api_error(_req: Any, exc: Exception) -> ConnexionResponse:
+        assert isinstance(exc, handlers.ApiError)
+        return respond(exc.status, exc.msg)
+
+    def on_problem(_req: Any, exc: Exception) -> ConnexionResponse:
+        status = int(getattr(exc, "status", None) or getattr(exc, "status_code", 500))
+        detail = getattr(exc, "detail", None) or getattr(exc, "title", None) or str(exc)
+        if status >= 500:
+            log.error("request failed: %s", detail)
+        return respond(status, str(detail).splitlines()[0] if detail else f"HTTP {status}")
+
+    def on_error(_req: Any, exc: Exception) -> ConnexionResponse:
+        log.exception("unexpected error")
+        return respond(500, f"internal error: {type(exc).__name__}")
+
+    app.add_error_handler(handlers.ApiError, on_api_error)
+    app.add_error_handler(ProblemException, on_problem)
+    app.add_error_handler(HTTPException, on_problem)
+    for code in (400, 404, 405, 406, 413, 415, 422):
+        app.add_error_handler(code, on_problem)
+    app.add_error_handler(Exception, on_error)
+    writes_need = not (insecure_loopback and loopback)
+    return Guard(app, token=token, loopback=loopback, reads_need_token=not loopback,
+                 writes_need_token=writes_need, max_body=max_body)
