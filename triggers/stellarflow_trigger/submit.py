@@ -106,17 +106,18 @@ def validate(raw: bytes, name: str, data_root: Path) -> Any:
 
 
 def record(ledger: Ledger, raw: bytes, *, sha: str, name: str, data_root: Path, source: str,
-           state_dir: Path, reject_invalid: bool = True) -> Submitted:
+           state_dir: Path, reject_invalid: bool = True, reason: str | None = None) -> Submitted:
     """Validate and insert a queued manifest row (or find the row this content already has).
 
     ``reject_invalid``: raise InputError for a bad manifest (the API answers 400, nothing is
     recorded); else record it as a failed row with its reason (NATS: the message is then
-    terminated, and the ledger says why).
+    terminated, and the ledger says why). ``reason``: refuse it for this reason, unvalidated.
     """
     try:
+        if reason is not None:  # refused before validation (the caller says why)
+            raise InputError(None, reason)
         m = validate(raw, name, data_root)
         stars = [s.to_cwl() for s in m.stars]
-        reason = None
     except InputError as exc:
         if reject_invalid:
             raise
