@@ -41,6 +41,25 @@ def load_spec(path: Path) -> dict[str, Any]:
     return doc
 
 
+def allowed_methods(specs: list[Path]) -> list[tuple[Any, str]]:
+    """(path regex, 'GET, POST') for every path of the documents, for 405's Allow header."""
+    import re
+
+    out = []
+    for spec in specs:
+        doc = load_spec(spec)
+        base = doc.get("servers", [{}])[0].get("url", "").rstrip("/")
+        for path, ops in doc.get("paths", {}).items():
+            rx = re.compile(re.escape(base + path).replace(r"\{", "{").replace(r"\}", "}")
+                            .replace("{run_id}", "[^/]+").replace("{task_id}", "[^/]+")
+                            .replace("{name}", "[^/]+"))
+            methods = sorted(m.upper() for m in ops if m in ("get", "post", "put", "delete"))
+            if "GET" in methods:
+                methods.append("HEAD")
+            out.append((rx, ", ".join(methods)))
+    return out
+
+
 def error_body(status: int, msg: str) -> bytes:
     return json.dumps({"msg": " ".join(str(msg).split())[:500], "status_code": status}).encode()
 
@@ -149,8 +168,11 @@ def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: boo
     from connexion.resolver import Resolver
     from starlette.exceptions import HTTPException
 
+    from starlette.formparsers import MultiPartException
+
     handlers.CTX = ctx
     app = AsyncApp(__name__)
+    allow = allowed_methods([WES_SPEC, PAGE_SPEC])
     resolver = Resolver(function_resolver=lambda name: getattr(handlers, name))
     # the page's document (base path /) first: connexion matches the APIs in reverse order
     for spec in (PAGE_SPEC, WES_SPEC):
@@ -158,9 +180,9 @@ def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: boo
                     strict_validation=True, pythonic_params=False,
                     swagger_ui_options=SwaggerUIOptions(swagger_ui=False))
 
-    def respond(status: int, msg: str) -> ConnexionResponse:
+    def respond(status: int, msg: str, headers: dict | None = None) -> ConnexionResponse:
         return ConnexionResponse(status_code=status, body=error_body(status, msg),
-                                 content_type="application/json")
+                                 content_type="application/json", headers=headers or {})
 
     def on_api_error(_req: Any, exc: Exception) -> ConnexionResponse:
         assert isinstance(exc, handlers.ApiError)
@@ -171,13 +193,23 @@ def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: boo
         detail = getattr(exc, "detail", None) or getattr(exc, "title", None) or str(exc)
         if status >= 500:
             log.error("request failed: %s", detail)
-        return respond(status, str(detail).splitlines()[0] if detail else f"HTTP {status}")
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 405:  # Allow: what the documents say this path supports
+            path = getattr(getattr(_req, "url", None), "path", "")
+            headers["Allow"] = next((m for rx, m in allow if rx.fullmatch(path)),
+                                    headers.get("Allow", ""))
+        return respond(status, str(detail).splitlines()[0] if detail else f"HTTP {status}",
+                       headers)
 
     def on_error(_req: Any, exc: Exception) -> ConnexionResponse:
         log.exception("unexpected error")
         return respond(500, f"internal error: {type(exc).__name__}")
 
+    def on_multipart(_req: Any, exc: Exception) -> ConnexionResponse:
+        return respond(400, f"malformed multipart body: {exc}")
+
     app.add_error_handler(handlers.ApiError, on_api_error)
+    app.add_error_handler(MultiPartException, on_multipart)
     app.add_error_handler(ProblemException, on_problem)
     app.add_error_handler(HTTPException, on_problem)
     for code in (400, 404, 405, 406, 413, 415, 422):
