@@ -72,10 +72,6 @@ async def send_error(send: Any, status: int, msg: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class TooLarge(Exception):
-    pass
-
-
 class Guard:
     """Access control in front of the app (see module doc)."""
 
@@ -132,30 +128,35 @@ class Guard:
                 await send_error(send, 413, f"request body of {n} bytes is more than the "
                                             f"{self.max_body} accepted")
                 return
-        seen = 0
-        started = False
-
-        async def limited_receive() -> dict:
-            nonlocal seen
+        if not write:
+            await self.app(scope, receive, send)
+            return
+        # Read the body here, bounded, then hand it on whole: a body cut short inside the app's
+        # own reading would look like an empty one there, not like a refused one.
+        chunks, seen = [], 0
+        while True:
             msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
-                if seen > self.max_body:
-                    raise TooLarge()
-            return msg
-
-        async def tracking_send(msg: dict) -> None:
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except TooLarge:
-            if not started:
+            if msg["type"] == "http.disconnect":
+                return
+            seen += len(msg.get("body", b""))
+            if seen > self.max_body:
                 await send_error(send, 413, f"request body is more than the {self.max_body} "
                                             "bytes accepted")
+                return
+            chunks.append(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> dict:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: bool = True,
