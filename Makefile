@@ -17,7 +17,8 @@ SITE   ?= local
 DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
-        validate-site bench slurm-up slurm-down sge-up sge-down clean
+        validate-site bench bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
+        clean
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -67,6 +68,21 @@ validate-site: install images ## run the Dummy Pipeline feature suite: make vali
 bench: install images ## throughput figures -> build/bench/latest.json, build/bench/trigger.json
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_trigger.py
+
+bench-wes: install ## WES API under load: 50 pollers while 20 runs are submitted -> build/bench/wes.json
+	$(PY) scripts/bench_wes.py
+
+STATE ?= build/serve/state
+DATA  ?= build/serve/data
+serve: install ## WES API + page on 127.0.0.1:8080 over STATE (make serve STATE=... DATA=...)
+	mkdir -p $(DATA)
+	$(VENV)/bin/stellarflow serve --state $(STATE) --data-root $(DATA)
+
+nats-up: install ## start the local NATS server with JetStream (127.0.0.1:4222)
+	scripts/nats-server up
+
+nats-down: ## stop the local NATS server
+	scripts/nats-server down
 
 slurm-up: install ## start the local single-node Slurm cluster
 	scripts/slurm-cluster up

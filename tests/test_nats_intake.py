@@ -128,7 +128,7 @@ def test_duplicates_and_hostile_messages(server: str, tmp_path: Path, data: Path
         # same bytes under another id (outside any window): the ledger drops it
         asyncio.run(publish(server, subj, [good], [None]))
         bodies = []
-        for key, (_, _, content) in hostile.CASES.items():
+        for _, _, content in hostile.CASES.values():
             if content is None:
                 continue  # file-system cases (symlink, fifo, directory): no message form
             body = json.dumps(content).encode() if isinstance(content, dict) else (

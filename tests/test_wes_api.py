@@ -37,8 +37,9 @@ def env(tmp_path: Path):
 
 def job(data: Path, obs: str = "obs1", names: tuple[str, ...] = ("ok.h5",)) -> dict:
     return {"observation_id": obs, "stars": [
-        {"star_id": f"s{i}", "lightcurve": {"class": "File", "location": (data / "lc" / n).as_uri()},
-         "teff": 5800.0} for i, n in enumerate(names)]}
+        {"star_id": f"s{i}", "teff": 5800.0,
+         "lightcurve": {"class": "File", "location": (data / "lc" / n).as_uri()}}
+        for i, n in enumerate(names)]}
 
 
 def form(params: dict, url: str = "sas") -> dict:

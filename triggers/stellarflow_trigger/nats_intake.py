@@ -80,7 +80,7 @@ async def consume(args: argparse.Namespace, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 msgs = await sub.fetch(batch=16, timeout=1.0)
-            except (asyncio.TimeoutError, nats.errors.TimeoutError):
+            except (TimeoutError, nats.errors.TimeoutError):
                 continue
             for msg in msgs:
                 meta = msg.metadata

@@ -168,10 +168,11 @@ def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: boo
     from connexion.options import SwaggerUIOptions
     from connexion.resolver import Resolver
     from starlette.exceptions import HTTPException
-
     from starlette.formparsers import MultiPartException
 
     handlers.CTX = ctx
+    # connexion warns on every submit that the form has two content types (both are documented)
+    logging.getLogger("connexion.operations.openapi3").setLevel(logging.ERROR)
     app = AsyncApp(__name__)
     allow = allowed_methods([WES_SPEC, PAGE_SPEC])
     resolver = Resolver(function_resolver=lambda name: getattr(handlers, name))
