@@ -110,9 +110,13 @@ def job(data: Path, obs: str) -> dict:
         for i in range(2)]}
 
 
-def submit(s: SimpleNamespace, obs: str) -> str:
+def submit(s: SimpleNamespace, obs: str, ghost: bool = False) -> str:
+    params = job(s.data, obs)
+    if ghost:  # a star whose light curve is missing: a failed catalogue row, not a failed run
+        params["stars"].append({"star_id": "ghost", "lightcurve": {
+            "class": "File", "location": (s.data / "lightcurves" / "ghost.h5").as_uri()}})
     r = httpx.post(s.url + WES + "/runs", timeout=30, data={
-        "workflow_params": json.dumps(job(s.data, obs)), "workflow_type": "CWL",
+        "workflow_params": json.dumps(params), "workflow_type": "CWL",
         "workflow_type_version": "v1.2", "workflow_url": "sas"})
     assert r.status_code == 200, r.text
     return r.json()["run_id"]
@@ -140,15 +144,16 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run(
             [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--no-first-run", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1300,900", *args],
+             f"--user-data-dir={profile}", *args],
             capture_output=True, text=True, timeout=timeout)
 
 
-def screenshot(url: str, name: str) -> Path:
+def screenshot(url: str, name: str, height: int = 900) -> Path:
     SCREENS.mkdir(parents=True, exist_ok=True)
     out = SCREENS / name
     out.unlink(missing_ok=True)
-    chromium("--virtual-time-budget=5000", f"--screenshot={out}", url)
+    chromium("--virtual-time-budget=5000", f"--window-size=1300,{height}", f"--screenshot={out}",
+             url)
     assert out.exists() and out.stat().st_size > 10_000, f"no screenshot {out}"
     return out
 
@@ -171,25 +176,31 @@ def test_wes_client_follows_sas_to_complete(live: SimpleNamespace) -> None:
 
 
 def test_page_during_and_after_a_run(live: SimpleNamespace) -> None:
-    rid = submit(live, "page")
+    rid = submit(live, "page", ghost=True)
     during = wait_for(lambda: (lambda r: r if r["state"] == "RUNNING" and r["progress"]
                                and r["progress"]["done"] >= 4 else None)(page_run(live, rid)))
     assert during["progress"]["total"] >= during["progress"]["done"]
     screenshot(f"{live.url}/#/runs/{rid}", "page-run-during.png")
     screenshot(f"{live.url}/", "page-grid-during.png")
     wait_for(lambda: page_run(live, rid)["state"] == "COMPLETE")
-    screenshot(f"{live.url}/#/runs/{rid}", "page-run-after.png")
+    screenshot(f"{live.url}/#/runs/{rid}", "page-run-after.png", height=1800)
     screenshot(f"{live.url}/", "page-grid-after.png")
-    dom = chromium("--virtual-time-budget=5000", "--dump-dom", f"{live.url}/").stdout
+    dom = chromium("--virtual-time-budget=5000", "--window-size=1300,900", "--dump-dom",
+                   f"{live.url}/").stdout
     row = re.search(rf'<tr data-run-id="{rid}" data-state="([A-Z_]+)">(.*?)</tr>', dom, re.S)
     assert row, dom[-2000:]
     assert row.group(1) == "COMPLETE"
-    assert re.search(r'<td class="stars">2 / 0</td>', row.group(2)), row.group(2)
+    assert re.search(r'<td class="stars">2 / 1</td>', row.group(2)), row.group(2)
     assert '<span class="state s-COMPLETE">COMPLETE</span>' in row.group(2)
     detail = page_run(live, rid)
     names = {t["name"] for t in detail["tasks"]}
     assert {"msap1_preparation", "transit_search", "assemble_catalogue"} <= names
     assert {"catalogue.ecsv", "report.html", "runner.log"} <= {f["name"] for f in detail["files"]}
+    assert [f["star_id"] for f in detail["failed_stars"]] == ["ghost"]
+    assert "not found" in detail["failed_stars"][0]["error"]
+    run_dom = chromium("--virtual-time-budget=5000", "--window-size=1300,900", "--dump-dom",
+                       f"{live.url}/#/runs/{rid}").stdout
+    assert re.search(r'<table id="failed-stars">.*ghost', run_dom, re.S), run_dom[-2000:]
     assert httpx.get(f"{live.url}/ui/files/{rid}/catalogue.ecsv", timeout=30).status_code == 200
 
 
