@@ -12,6 +12,7 @@ skipped never runs, so a finished run is shown complete whatever the count said.
 from __future__ import annotations
 
 import calendar
+import functools
 import math
 import re
 import time
@@ -79,7 +80,19 @@ def _offset(tz: str) -> float:
 
 def count_steps(cwl: Path, n_chunks: int) -> int:
     """Tool steps a run of ``cwl`` has; steps under a scatter count once per chunk."""
+    p = Path(cwl)
+    try:
+        mtime = p.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return _count_steps(str(p), n_chunks, mtime)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_steps(cwl_path: str, n_chunks: int, _mtime: float) -> int:
     from ruamel.yaml import YAML
+
+    cwl = Path(cwl_path)
 
     def walk(path: Path, mult: int, depth: int) -> int:
         if depth > 8:

@@ -104,9 +104,15 @@ def start_time(row: sqlite3.Row) -> float | None:
     return row["r_started"] or row["started_at"]
 
 
+_sites: dict[str, str] = {}
+
+
 def site_of(run_dir: str | None) -> str | None:
+    """The site profile a Toil run was started with (from its command; kept once known)."""
     if not run_dir:
         return None
+    if run_dir in _sites:
+        return _sites[run_dir]
     try:
         argv = json.loads((Path(run_dir) / "command.json").read_text())
     except (OSError, ValueError):
@@ -114,6 +120,9 @@ def site_of(run_dir: str | None) -> str | None:
     for a in argv:
         m = SITE_RE.search(str(a))
         if m:
+            if len(_sites) > 4096:
+                _sites.clear()
+            _sites[run_dir] = m.group(1)
             return m.group(1)
     return None
 
