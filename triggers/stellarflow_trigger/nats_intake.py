@@ -57,8 +57,13 @@ async def consume(args: argparse.Namespace, stop: asyncio.Event) -> None:
     from nats.js import api
     from nats.js.errors import NotFoundError
 
-    nc = await nats.connect(servers=[args.server], name="stellarflow-trigger",
-                            max_reconnect_attempts=-1, reconnect_time_wait=1)
+    try:  # reconnects are endless once connected; the first connection must come quickly
+        nc = await asyncio.wait_for(nats.connect(
+            servers=[args.server], name="stellarflow-trigger", max_reconnect_attempts=-1,
+            reconnect_time_wait=1), timeout=args.connect_timeout)
+    except asyncio.TimeoutError:
+        raise RunError(f"NATS at {args.server}: no connection within {args.connect_timeout:g} s "
+                       "(is it up? scripts/nats-server up)") from None
     js = nc.jetstream()
     try:
         await js.stream_info(args.stream)
@@ -123,6 +128,8 @@ def nats_main(argv: list[str] | None = None) -> int:
                    help="seconds before an unacked message is redelivered")
     p.add_argument("--duplicate-window", type=float, default=3600.0,
                    help="seconds the stream drops a repeated Nats-Msg-Id (new stream only)")
+    p.add_argument("--connect-timeout", type=float, default=10.0,
+                   help="seconds to wait for the first connection (default 10)")
     p.add_argument("-v", "--verbose", action="store_true")
     add_run_options(p)
     args = p.parse_args(argv)
@@ -148,7 +155,7 @@ def nats_main(argv: list[str] | None = None) -> int:
 
     try:
         asyncio.run(main())
-    except (OSError, nats_errors()) as exc:
+    except (OSError, *nats_errors()) as exc:
         raise RunError(f"NATS at {args.server}: {type(exc).__name__}: "
                        f"{' '.join(str(exc).split())[:200]}") from None
     finally:
