@@ -61,7 +61,7 @@ async def consume(args: argparse.Namespace, stop: asyncio.Event) -> None:
         nc = await asyncio.wait_for(nats.connect(
             servers=[args.server], name="stellarflow-trigger", max_reconnect_attempts=-1,
             reconnect_time_wait=1), timeout=args.connect_timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise RunError(f"NATS at {args.server}: no connection within {args.connect_timeout:g} s "
                        "(is it up? scripts/nats-server up)") from None
     js = nc.jetstream()
