@@ -4,7 +4,6 @@ and the page's JSON and file endpoints."""
 from __future__ import annotations
 
 import json
-import mimetypes
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -401,8 +400,7 @@ def PageFile(run_id: str, name: str) -> ConnexionResponse:  # noqa: N802
     path = views.file_path(run, name)
     if path is None:
         raise ApiError(404, f"run {run.id} has no file {name[:80]!r}")
-    ctype = "text/plain; charset=utf-8" if path.suffix in (".log", ".ecsv", ".txt") else \
-        (mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+    ctype = FILE_TYPES.get(path.suffix, "application/octet-stream")
     headers = {"X-Content-Type-Options": "nosniff"}
     if ctype.startswith("text/html"):
         headers["Content-Security-Policy"] = "sandbox"  # a report never runs script here
@@ -410,6 +408,9 @@ def PageFile(run_id: str, name: str) -> ConnexionResponse:  # noqa: N802
                              headers=headers)
 
 
+FILE_TYPES = {".log": "text/plain; charset=utf-8", ".ecsv": "text/plain; charset=utf-8",
+              ".txt": "text/plain; charset=utf-8", ".html": "text/html; charset=utf-8",
+              ".png": "image/png"}  # as page.openapi.yaml documents; anything else is binary
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8"}
