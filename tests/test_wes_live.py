@@ -30,6 +30,9 @@ import pytest
 
 from stellarflow_trigger.wes import hostile
 
+# One worker runs them all, in order: the later tests read the runs the earlier ones made
+# (make test passes --dist loadgroup to pytest-xdist).
+pytestmark = pytest.mark.xdist_group("wes-live")
 REPO = Path(__file__).resolve().parents[1]
 SAS = REPO / "cwl" / "workflows" / "sas.cwl"
 WES = "/ga4gh/wes/v1"
