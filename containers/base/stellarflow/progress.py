@@ -299,7 +299,8 @@ class Reporter:
         else:
             key = (p.done, p.failed)
             t = time.monotonic()
-            if key != self._last and (t - self._last_t >= self.every or finished):
+            started = p.done + p.failed + p.running > 0  # nothing before the first step
+            if started and key != self._last and (t - self._last_t >= self.every or finished):
                 print(f"progress: {p.line()}", file=self.stream, flush=True)
                 self._last, self._last_t = key, t
         return p
