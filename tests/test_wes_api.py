@@ -165,3 +165,23 @@ def test_hostile_corpus(env) -> None:
     assert by["no-token"][0] == 401 and by["wrong-token"][0] == 401
     assert "outside the data root" in by["param-traversal"][1]
     assert "differs from the allow-listed" in by["attach-differs"][1]
+
+
+def test_ledger_gains_the_workflow_column(tmp_path: Path) -> None:
+    """A ledger made before manifests had a workflow column is migrated when opened."""
+    import sqlite3
+
+    from stellarflow_trigger.batch import build
+
+    db = sqlite3.connect(tmp_path / "ledger.sqlite")
+    db.execute("CREATE TABLE manifests (id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, name TEXT "
+               "NOT NULL, source TEXT NOT NULL, home TEXT NOT NULL, state TEXT NOT NULL, "
+               "received_at REAL NOT NULL)")
+    db.commit()
+    db.close()
+    led = Ledger(tmp_path)
+    cols = {r[1] for r in led.all("PRAGMA table_info(manifests)")}
+    led.close()
+    assert "workflow" in cols
+    members = [{"id": 1, "observation_id": "o", "stars_json": "[]", "workflow": "sas"}]
+    assert build(7, members, 12)["workflow"] == "sas"

@@ -247,7 +247,8 @@ class Service:
             slots -= 1
         while slots > 0:
             queued = self.ledger.all("SELECT id, observation_id, n_stars, stars_json, "
-                                     "received_at FROM manifests WHERE state='queued' ORDER BY id")
+                                     "received_at, COALESCE(workflow, 'sas') AS workflow "
+                                     "FROM manifests WHERE state='queued' ORDER BY id")
             if not queued:
                 return
             total = sum(r["n_stars"] for r in queued)
@@ -256,6 +257,8 @@ class Service:
                 return
             members, stars, seen = [], 0, set()
             for r in queued:
+                if r["workflow"] != queued[0]["workflow"]:
+                    continue  # one workflow per Toil run
                 if r["observation_id"] in seen:
                     continue  # one observation id per run: outputs are per observation id
                 if members and stars + r["n_stars"] > self.cfg.max_stars:
@@ -298,7 +301,8 @@ class Service:
         if not path.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             members = [as_dict(r) for r in self.ledger.all(
-                "SELECT id, observation_id, stars_json FROM manifests WHERE run_id=? "
+                "SELECT id, observation_id, stars_json, COALESCE(workflow, 'sas') AS workflow "
+                "FROM manifests WHERE run_id=? "
                 "AND state NOT IN ('duplicate') ORDER BY id", run["id"])]
             n_stars = sum(len(json.loads(m["stars_json"])) for m in members)
             size = resolve_chunk_size(self.cfg.chunk_size, n_stars, site=self.cfg.site,

@@ -138,7 +138,7 @@ def record(ledger: Ledger, raw: bytes, *, sha: str, name: str, data_root: Path, 
                                 "home": str(data_root.resolve()), "received_at": now()}
         if m is not None:
             cols.update(state="queued", observation_id=m.observation_id, n_stars=len(stars),
-                        stars_json=dumps(stars), stored_copy=str(copy))
+                        stars_json=dumps(stars), stored_copy=str(copy), workflow=m.workflow)
         else:
             cols.update(state="failed", outcome="failed", reason=(reason or "")[:2000],
                         finished_at=now())

@@ -174,7 +174,7 @@ def GetRunLog(run_id: str) -> dict[str, Any]:  # noqa: N802
         if src[k] is not None:
             outputs[k] = int(src[k])
     request_doc: dict[str, Any] = {"workflow_type": "CWL", "workflow_type_version": "v1.2",
-                                   "workflow_url": "sas", "tags": views.tags(m)}
+                                   "workflow_url": m["workflow"] or "sas", "tags": views.tags(m)}
     if m["stored_copy"] and m["stored_copy"].endswith(".json"):
         try:
             request_doc["workflow_params"] = json.loads(Path(m["stored_copy"]).read_text())
@@ -366,7 +366,7 @@ def _page_row(run: views.Run) -> dict[str, Any]:
         "site": views.site_of(src["run_dir"]), "toil_run": src["run_id"],
         "progress": None}
     if st in ("RUNNING", "INITIALIZING") and src["run_dir"]:
-        p = views.run_progress(src["run_dir"], finished=False)
+        p = views.run_progress(src["run_dir"], finished=False, workflow=src["workflow"])
         if p is not None:
             row["progress"] = {"done": p.done, "total": p.total, "running": p.running,
                                "failed": p.failed, "eta_s": None if p.eta_s is None

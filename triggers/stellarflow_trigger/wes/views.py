@@ -131,7 +131,8 @@ _progress_cache: dict[str, tuple[tuple[float, int], Any]] = {}
 _cache_lock = threading.Lock()
 
 
-def run_progress(run_dir: str | None, finished: bool) -> progress_mod.Progress | None:
+def run_progress(run_dir: str | None, finished: bool,
+                 workflow: str | None = None) -> progress_mod.Progress | None:
     """Progress of a Toil run, parsed again only when its log changed."""
     if not run_dir:
         return None
@@ -148,7 +149,7 @@ def run_progress(run_dir: str | None, finished: bool) -> progress_mod.Progress |
     from stellarflow.paths import workflow_path
 
     try:
-        cwl = workflow_path("sas")
+        cwl = workflow_path(workflow or "sas")
     except Exception:
         cwl = None
     p = progress_mod.read(Path(run_dir), cwl, finished=finished)
@@ -250,7 +251,8 @@ def tasks_of(run: Run) -> list[progress_mod.Task]:
     src = run.original if run.original is not None else run.m
     if src["run_id"] is None:
         return []
-    p = run_progress(src["run_dir"], finished=src["r_state"] in ("done",))
+    p = run_progress(src["run_dir"], finished=src["r_state"] in ("done",),
+                     workflow=src["workflow"])
     return p.tasks if p else []
 
 
