@@ -63,6 +63,8 @@ def test_service_info(env) -> None:
     assert info["supported_wes_versions"] == ["1.1.0"]
     assert info["workflow_type_versions"]["CWL"]["workflow_type_version"]
     assert "sas" in info["tags"]["allowed_workflows"]
+    doc = c.get("/openapi/wes.openapi.yaml")  # the document as written, security included
+    assert doc.status_code == 200 and "bearerAuth: []" in doc.text
 
 
 def test_submit_forms_exactly_once_and_paging(env) -> None:

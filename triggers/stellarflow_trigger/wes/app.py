@@ -180,7 +180,7 @@ def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: boo
     for spec in (PAGE_SPEC, WES_SPEC):
         app.add_api(load_spec(spec), resolver=resolver, validate_responses=validate_responses,
                     strict_validation=True, pythonic_params=False,
-                    swagger_ui_options=SwaggerUIOptions(swagger_ui=False))
+                    swagger_ui_options=SwaggerUIOptions(swagger_ui=False, serve_spec=False))
 
     def respond(status: int, msg: str, headers: dict | None = None) -> ConnexionResponse:
         return ConnexionResponse(status_code=status, body=error_body(status, msg),
