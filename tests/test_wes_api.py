@@ -187,3 +187,14 @@ def test_ledger_gains_the_workflow_column(tmp_path: Path) -> None:
     assert "workflow" in cols
     members = [{"id": 1, "observation_id": "o", "stars_json": "[]", "workflow": "sas"}]
     assert build(7, members, 12)["workflow"] == "sas"
+
+
+def test_page_assets_are_public_off_loopback(tmp_path: Path) -> None:
+    """The page and its script load without a token (it then asks for one); its data does not."""
+    ctx = handlers.Context(state=tmp_path / "s", data_root=tmp_path)
+    app = app_mod.create_app(ctx, token=TOKEN, loopback=False, validate_responses=True)
+    with TestClient(app, base_url="http://10.0.0.5:8080") as c:
+        assert c.get("/").status_code == 200
+        assert c.get("/static/app.js").status_code == 200
+        assert c.get("/ui/api/runs").status_code == 401
+        assert c.get("/ui/api/runs", headers=AUTH).status_code == 200

@@ -112,7 +112,8 @@ class Guard:
                     f"http://{host}", f"https://{host}"):
                 await send_error(send, 403, "cross-origin request refused")
                 return
-        if (write and self.writes_need_token) or self.reads_need_token:
+        public = not write and (scope["path"] == "/" or scope["path"].startswith("/static/"))
+        if (write and self.writes_need_token) or (self.reads_need_token and not public):
             refused = self._authorized(headers)
             if refused:
                 await send_error(send, *refused)

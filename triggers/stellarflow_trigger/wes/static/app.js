@@ -36,11 +36,32 @@ function progressBar(p) {
   return el("span", {}, bar, el("span", {class: "bar-text", text: `${p.done}/${p.total} steps${eta}`}));
 }
 
-async function getJSON(url) {
-  const headers = {};
+function authHeaders() {
   const tok = sessionStorage.getItem("sf-token");
-  if (tok) headers["Authorization"] = `Bearer ${tok}`;
-  const r = await fetch(url, {headers});
+  return tok ? {"Authorization": `Bearer ${tok}`} : {};
+}
+// With a token (a server off loopback), files are fetched with it and shown as blob: URLs:
+// an <img> or a link cannot send an Authorization header.
+async function blobURL(url) {
+  const r = await fetch(url, {headers: authHeaders()});
+  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  return URL.createObjectURL(await r.blob());
+}
+function fileLink(f, kids) {
+  const a = el("a", {href: f.url, target: "_blank", rel: "noopener"}, ...kids);
+  if (sessionStorage.getItem("sf-token")) {
+    a.addEventListener("click", async ev => { ev.preventDefault(); window.open(await blobURL(f.url), "_blank"); });
+  }
+  return a;
+}
+function figure(f) {
+  const img = el("img", {alt: f.name, loading: "lazy"});
+  if (sessionStorage.getItem("sf-token")) blobURL(f.url).then(u => { img.src = u; }); else img.src = f.url;
+  return fileLink(f, [img]);
+}
+
+async function getJSON(url) {
+  const r = await fetch(url, {headers: authHeaders()});
   if (r.status === 401) { document.getElementById("auth").hidden = false; throw new Error("token needed"); }
   if (!r.ok) throw new Error((await r.json().catch(() => ({}))).msg || `HTTP ${r.status}`);
   return r.json();
@@ -131,10 +152,9 @@ function renderRun(run) {
   const files = document.getElementById("files");
   const figs = document.getElementById("figures");
   files.replaceChildren(...run.files.filter(f => f.kind !== "figure").map(f =>
-    el("li", {}, el("a", {href: f.url, target: "_blank", rel: "noopener", text: f.name}), document.createTextNode(` (${f.kind})`))));
+    el("li", {}, fileLink(f, [document.createTextNode(f.name)]), document.createTextNode(` (${f.kind})`))));
   const pngs = run.files.filter(f => f.kind === "figure");
-  if (figs.childElementCount !== pngs.length)
-    figs.replaceChildren(...pngs.map(f => el("a", {href: f.url, target: "_blank", rel: "noopener"}, el("img", {src: f.url, alt: f.name, loading: "lazy"}))));
+  if (figs.childElementCount !== pngs.length) figs.replaceChildren(...pngs.map(figure));
 }
 
 async function tick() {
