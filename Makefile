@@ -20,7 +20,8 @@ SITE   ?= local
 DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
-        validate-site bench slurm-up slurm-down sge-up sge-down clean
+        validate-site bench bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
+        clean
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -51,10 +52,10 @@ demo: install images ## generate ~24 stars, run them under Toil, print the catal
 	@echo "Report: $(CURDIR)/build/demo/out/demo/report.html"
 
 test: install images ## the default test suite (pytest-xdist), ~30 min at most
-	$(PY) -m pytest -n $(JOBS) -m "not slow"
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m "not slow"
 
 test-slow: install images ## the slow tests only
-	$(PY) -m pytest -n $(JOBS) -m slow
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m slow
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check containers triggers dummy_pipeline scripts tests jobstore_config/toil-plugin
@@ -75,7 +76,22 @@ bench: install images ## throughput figures -> build/bench/latest.json, build/be
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_trigger.py
 
-slurm-up: install ## start the local Slurm cluster (NODES=3: three nodes; docs/sites.md)
+bench-wes: install ## WES API under load: 50 pollers while 20 runs are submitted -> build/bench/wes.json
+	$(PY) scripts/bench_wes.py
+
+STATE ?= build/serve/state
+DATA  ?= build/serve/data
+serve: install ## WES API + page on 127.0.0.1:8080 over STATE (make serve STATE=... DATA=...)
+	mkdir -p $(DATA)
+	$(VENV)/bin/stellarflow serve --state $(STATE) --data-root $(DATA)
+
+nats-up: install ## start the local NATS server with JetStream (127.0.0.1:4222)
+	scripts/nats-server up
+
+nats-down: ## stop the local NATS server
+	scripts/nats-server down
+
+slurm-up: install ## start the local Slurm cluster (NODES=3: three nodes; docs/slurm.md)
 	scripts/slurm-cluster up --nodes $(or $(NODES),1)
 
 slurm-down: ## stop the local Slurm cluster

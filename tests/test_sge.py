@@ -70,12 +70,13 @@ def test_multicore_step_uses_the_parallel_environment(sge_cell, tmp_path):
 
 
 def test_without_the_plugin_toil_9_6_fails_to_submit(sge_cell, tmp_path):
-    """The bug the plugin fixes, on the real cell: no PYTHONPATH -> every submission fails."""
+    """The bug the plugin fixes, on the real cell: with the fix turned off (STELLARFLOW_TOIL5577=off)
+    every submission fails."""
     inv = sites.toil_invocation("grid_engine", jobstore=str(tmp_path / "js"),
                                 workdir=tmp_path / "w", container=False)
     env = runner_env()
     env.update(inv.env)
-    env.pop("PYTHONPATH", None)
+    env["STELLARFLOW_TOIL5577"] = "off"
     proc = subprocess.Popen(inv.command + [str(SCATTER), *scatter_inputs(1)], cwd=tmp_path,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)

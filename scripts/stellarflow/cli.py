@@ -1,4 +1,4 @@
-"""The `stellarflow` command: run, status, trigger, validate-site.
+"""The `stellarflow` command: run, status, trigger, serve, validate-site.
 
 Expected errors print one line and exit non-zero (2: bad input, 1: run failed); tracebacks only
 with --debug.
@@ -29,6 +29,8 @@ DELEGATED = {
     "trigger": ("stellarflow_trigger.cli:trigger_main",
                 "launch workflows as manifests arrive (watch, scan, backfill)"),
     "status": ("stellarflow_trigger.cli:status_main", "table of manifests and runs (--state DIR)"),
+    "serve": ("stellarflow_trigger.wes.server:serve_main",
+              "GA4GH WES 1.1 API and web page over the run ledger (--state, --data-root)"),
     "validate-site": ("stellarflow_dummy.validate:main",
                       "run the Dummy Pipeline feature suite on a site profile"),
     "new-module": ("stellarflow.modulekit:new_main",

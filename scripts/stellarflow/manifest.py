@@ -191,7 +191,20 @@ def load(path: str | os.PathLike[str], *,
         raise InputError(p, f"manifest is {size} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
     if size == 0:
         raise InputError(p, "manifest is empty")
-    doc = _parse(p, p.read_bytes())
+    return load_bytes(p, p.read_bytes(), allowed_workflows=allowed_workflows)
+
+
+def load_bytes(path: str | os.PathLike[str], raw: bytes, *,
+               allowed_workflows: tuple[str, ...] = ("sas",)) -> Manifest:
+    """Validate a manifest given as bytes (a message, an API request) as if it were ``path``:
+    light-curve paths resolve against ``path``'s folder, which need not hold the file."""
+    p = Path(path)
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise InputError(p, f"manifest is {len(raw)} bytes, more than the {MAX_MANIFEST_BYTES} "
+                            "allowed")
+    if not raw.strip():
+        raise InputError(p, "manifest is empty")
+    doc = _parse(p, raw)
     if not isinstance(doc, dict):
         raise InputError(p, f"manifest must be a mapping, got {type(doc).__name__}")
     wf = doc.get("workflow")

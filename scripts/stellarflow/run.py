@@ -109,12 +109,14 @@ def run_job(
     extra_args: list[str] | None = None,
     quiet: bool = True,
     fakes: list[str] | None = None,
+    progress: bool = False,
 ) -> RunResult:
     """Run a CWL job for ``workflow``; outputs end in ``outdir/<observation_id>``.
 
     ``run_dir`` (with its job store) may be given to resume a run with ``restart=True``.
     ``fakes``: modules whose tool runs in the fake image instead of its own (a runner overrides
     file in the run folder; the CWL is the repository's, unchanged).
+    ``progress``: steps done of total and an ETA on stderr while it runs (stellarflow.progress).
     Raises RunError with a one-line reason when the run did not complete.
     """
     outdir = Path(outdir).resolve()
@@ -159,7 +161,19 @@ def run_job(
     env.update(env_extra)
     (run_dir / "command.json").write_text(json.dumps(argv))
     with open(log_path, "ab") as log, open(run_dir / "outputs.json", "wb") as out:
-        proc = subprocess.run(argv, stdout=out, stderr=log, env=env, cwd=run_dir, check=False)
+        proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env, cwd=run_dir)
+        if progress:
+            from .progress import Reporter
+
+            with Reporter(run_dir, cwl) as rep:
+                while proc.poll() is None:
+                    rep.update()
+                    try:
+                        proc.wait(timeout=1.0)
+                    except subprocess.TimeoutExpired:
+                        pass
+                rep.update(finished=proc.returncode == 0)
+        proc.wait()
     result = RunResult(observation_id=observation_id, outdir=str(outdir / observation_id),
                        run_dir=str(run_dir), jobstore=jobstore, log_path=str(log_path),
                        returncode=proc.returncode, chunk_size=job.get("chunk_size"))
@@ -308,12 +322,14 @@ def add_arguments(p: Any) -> None:
                    help="run MODULE's step with a contract-conformant fake (its data passes, its "
                         "results are NaN; repeatable); the catalogue and report say so")
     p.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (a bar on a terminal, plain lines otherwise)")
 
 
 def cmd_run(args: Any) -> int:
     result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
                           site=args.site, container=not args.no_container, runner=args.runner,
-                          fakes=args.fake)
+                          fakes=args.fake, progress=not args.no_progress)
     if args.json:
         print(result.to_json())
     else:

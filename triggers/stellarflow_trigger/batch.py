@@ -46,6 +46,7 @@ def build(run_id: int, members: list[dict[str, Any]], chunk_size: int) -> dict[s
                             "star_ids": ids})
     obs = members[0]["observation_id"] if single else f"batch-{run_id:06d}"
     return {"run_id": run_id, "observation_id": obs, "members": out_members,
+            "workflow": members[0].get("workflow") or "sas",
             "job": {"observation_id": obs, "chunk_size": int(chunk_size), "stars": stars}}
 
 

@@ -113,6 +113,14 @@ def trigger_main(argv: list[str] | None = None) -> int:
     b.add_argument("--failed-only", action="store_true", help="only manifests that failed")
     b.add_argument("--dry-run", action="store_true")
     b.add_argument("--json", action="store_true")
+    sub.add_parser("nats", add_help=False,
+                   help="manifests from a NATS JetStream subject (--server, --subject, --state, "
+                        "--data-root)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["nats"]:
+        from .nats_intake import nats_main
+
+        return nats_main(argv[1:])
     args = p.parse_args(argv)
 
     if args.cmd == "backfill":

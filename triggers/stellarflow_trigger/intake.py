@@ -103,7 +103,7 @@ def register(ledger: Ledger, claim_path: Path, *, name: str, home: Path, source:
             m = load(claim_path, allowed_workflows=tuple(ALLOWED_WORKFLOWS))
             stars = [s.to_cwl() for s in m.stars]
             cols.update(state="queued", observation_id=m.observation_id, n_stars=len(stars),
-                        stars_json=dumps(stars))
+                        stars_json=dumps(stars), workflow=m.workflow)
             suffix = Path(name).suffix.lower() if Path(name).suffix.lower() in \
                 MANIFEST_SUFFIXES else ".yaml"
             copy = state_dir / "manifests" / f"{sha}{suffix}"

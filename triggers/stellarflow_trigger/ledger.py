@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS manifests (
     claim_path TEXT,                 -- where the claimed file waits until it is finalized
     stored_copy TEXT,                -- STATE/manifests/<sha256><suffix>, for backfill
     observation_id TEXT,
+    workflow TEXT,                   -- allow-listed workflow name (NULL in older ledgers: sas)
     n_stars INTEGER,
     stars_json TEXT,                 -- CWL star records, light curves resolved at claim time
     state TEXT NOT NULL,
@@ -110,6 +111,9 @@ class Ledger:
             for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     self.db.execute(stmt)
+            cols = {r[1] for r in self.db.execute("PRAGMA table_info(manifests)")}
+            if "workflow" not in cols:  # a ledger made before the column existed
+                self.db.execute("ALTER TABLE manifests ADD COLUMN workflow TEXT")
 
     def close(self) -> None:
         self.db.close()

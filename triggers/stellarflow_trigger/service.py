@@ -32,6 +32,10 @@ from .ledger import Ledger, as_dict, dumps, now
 
 log = logging.getLogger("stellarflow.trigger")
 
+# Manifests that arrived as bytes (WES API, NATS): no file to move, no .reason file to write;
+# the ledger row (reason, outputs) is their whole record.
+FILELESS_SOURCES = ("api", "nats")
+
 
 @dataclass
 class Config:
@@ -178,17 +182,22 @@ class Service:
                      backfill_of=row["backfill_of"])
 
     # -- duplicates and finalizing -------------------------------------------------------
+    def dest(self, row: Any, outcome: str) -> str | None:
+        """Where a finished manifest file goes (None for file-less sources)."""
+        if row["source"] in FILELESS_SOURCES:
+            return None
+        return choose_dest(self.ledger, self.cfg.inbox, row["name"], row["id"], outcome)
+
     def settle_duplicates(self) -> None:
         for row in self.ledger.all(
-                "SELECT d.id, d.name, o.outcome AS orig_outcome FROM manifests d JOIN manifests o "
+                "SELECT d.id, d.name, d.source, o.outcome AS orig_outcome FROM manifests d "
+                "JOIN manifests o "
                 "ON d.duplicate_of=o.id WHERE d.state='duplicate' AND o.state IN "
                 "('done','failed','finalizing')"):
             orig_outcome = row["orig_outcome"]
             with self.ledger.tx() as db:
                 self.ledger.update(db, "manifests", row["id"], state="finalizing",
-                                   outcome=orig_outcome,
-                                   dest=choose_dest(self.ledger, self.cfg.inbox, row["name"],
-                                                    row["id"], orig_outcome))
+                                   outcome=orig_outcome, dest=self.dest(row, orig_outcome))
 
     def finalize_all(self) -> None:
         for row in self.ledger.all("SELECT * FROM manifests WHERE state='finalizing' ORDER BY id"):
@@ -196,6 +205,11 @@ class Service:
 
     def finalize(self, row: Any) -> None:
         """Reason file, then the move, then the ledger: every step idempotent."""
+        if row["dest"] is None:  # file-less source: the ledger is the record
+            with self.ledger.tx() as db:
+                self.ledger.update(db, "manifests", row["id"], state=row["outcome"],
+                                   finished_at=now())
+            return
         dest = Path(row["dest"])
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -233,7 +247,8 @@ class Service:
             slots -= 1
         while slots > 0:
             queued = self.ledger.all("SELECT id, observation_id, n_stars, stars_json, "
-                                     "received_at FROM manifests WHERE state='queued' ORDER BY id")
+                                     "received_at, COALESCE(workflow, 'sas') AS workflow "
+                                     "FROM manifests WHERE state='queued' ORDER BY id")
             if not queued:
                 return
             total = sum(r["n_stars"] for r in queued)
@@ -242,6 +257,8 @@ class Service:
                 return
             members, stars, seen = [], 0, set()
             for r in queued:
+                if r["workflow"] != queued[0]["workflow"]:
+                    continue  # one workflow per Toil run
                 if r["observation_id"] in seen:
                     continue  # one observation id per run: outputs are per observation id
                 if members and stars + r["n_stars"] > self.cfg.max_stars:
@@ -249,11 +266,20 @@ class Service:
                 members.append(r)
                 seen.add(r["observation_id"])
                 stars += r["n_stars"]
-            self.launch(self.create_run(members))
-            slots -= 1
+            run = self.create_run(members)
+            if run is not None:
+                self.launch(run)
+                slots -= 1
 
     def create_run(self, members: list[Any]) -> Any:
         with self.ledger.tx() as db:
+            ids = [m["id"] for m in members]
+            still = {r[0] for r in db.execute(
+                f"SELECT id FROM manifests WHERE state='queued' AND id IN "
+                f"({','.join('?' * len(ids))})", ids)}
+            members = [m for m in members if m["id"] in still]
+            if not members:  # all canceled meanwhile
+                return None
             cur = db.execute("INSERT INTO runs (run_dir, jobstore, log_path, state, n_stars, "
                              "n_manifests, created_at) VALUES ('', '', '', 'pending', ?, ?, ?)",
                              (sum(m["n_stars"] for m in members), len(members), now()))
@@ -275,7 +301,8 @@ class Service:
         if not path.exists():
             run_dir.mkdir(parents=True, exist_ok=True)
             members = [as_dict(r) for r in self.ledger.all(
-                "SELECT id, observation_id, stars_json FROM manifests WHERE run_id=? "
+                "SELECT id, observation_id, stars_json, COALESCE(workflow, 'sas') AS workflow "
+                "FROM manifests WHERE run_id=? "
                 "AND state NOT IN ('duplicate') ORDER BY id", run["id"])]
             n_stars = sum(len(json.loads(m["stars_json"])) for m in members)
             size = resolve_chunk_size(self.cfg.chunk_size, n_stars, site=self.cfg.site,
@@ -318,7 +345,10 @@ class Service:
         n = (self.ledger.one("SELECT MAX(n) FROM attempts WHERE run_id=?", run["id"])[0] or 0) + 1
         mode = run["next_mode"]
         with self.ledger.tx() as db:
-            self.ledger.update(db, "runs", run["id"], state="running")
+            taken = db.execute("UPDATE runs SET state='running' WHERE id=? AND state='pending'",
+                               (run["id"],)).rowcount
+            if not taken:  # canceled since it was read
+                return
             db.execute("INSERT INTO attempts (run_id, n, mode, started_at) VALUES (?,?,?,?)",
                        (run["id"], n, mode, now()))
         lock = open(run_dir / "runner.lock", "a")  # noqa: SIM115 - handed to the child
@@ -358,6 +388,10 @@ class Service:
             os.close(fd)
 
     def check_runs(self) -> None:
+        active = {r["id"] for r in self.active_runs()}
+        for rid in [r for r in self.children if r not in active]:  # canceled: reap, forget
+            if self.children[rid].poll() is not None:
+                self.children.pop(rid)
         for run in self.active_runs():
             proc = self.children.get(run["id"])
             if proc is not None:
@@ -376,6 +410,8 @@ class Service:
 
     def attempt_ended(self, run: Any) -> None:
         rid = run["id"]
+        if self.ledger.run(rid)["state"] != "running":  # canceled meanwhile: not ours to settle
+            return
         att = self.ledger.one("SELECT * FROM attempts WHERE run_id=? ORDER BY n DESC LIMIT 1", rid)
         n = att["n"] if att else 0
         path = Path(run["run_dir"]) / f"attempt-{n}.json"
@@ -448,11 +484,10 @@ class Service:
         with self.ledger.tx() as db:
             self.ledger.update(db, "runs", rid, state="failed", ended_at=now(), error=error,
                                failing_step=step, stderr_tail=tail or run["stderr_tail"])
-            for m in self.ledger.all("SELECT id, name FROM manifests WHERE run_id=? AND "
+            for m in self.ledger.all("SELECT id, name, source FROM manifests WHERE run_id=? AND "
                                      "state='running'", rid):
                 self.ledger.update(db, "manifests", m["id"], state="finalizing", outcome="failed",
-                                   reason=reason, dest=choose_dest(self.ledger, self.cfg.inbox,
-                                                                   m["name"], m["id"], "failed"))
+                                   reason=reason, dest=self.dest(m, "failed"))
         log.error("run %d failed: %s", rid, reason)
 
     def finish_run(self, rid: int, n: int, result: dict[str, Any]) -> None:
@@ -465,16 +500,15 @@ class Service:
             self.ledger.update(db, "runs", rid, state="done", ended_at=result.get("ended_at",
                                                                                    now()),
                                exit_code=0, outputs=dumps(outputs))
-            for m in self.ledger.all("SELECT id, name, observation_id FROM manifests WHERE "
-                                     "run_id=? AND state='running'", rid):
+            for m in self.ledger.all("SELECT id, name, source, observation_id FROM manifests "
+                                     "WHERE run_id=? AND state='running'", rid):
                 ok, bad = stars.get(m["observation_id"], (0, 0))
                 out = outputs.get(m["observation_id"])
                 reason = (f"done: {m['observation_id']}: {ok} star(s) ok, {bad} failed; outputs "
                           f"{out}; run {rid} (log {run['log_path']})")
                 self.ledger.update(db, "manifests", m["id"], state="finalizing", outcome="done",
                                    reason=reason, stars_ok=ok, stars_failed=bad, outputs=out,
-                                   dest=choose_dest(self.ledger, self.cfg.inbox, m["name"],
-                                                    m["id"], "done"))
+                                   dest=self.dest(m, "done"))
         log.info("run %d done: %s", rid, outputs)
 
     # -- recovery and loop ---------------------------------------------------------------
@@ -565,6 +599,15 @@ class Service:
         log.info("stopped; %d run(s) still running will be adopted on restart",
                  len(self.active_runs()))
         return 0
+
+    def run_loop(self, stop: Any, period: float = 0.5) -> None:
+        """Run what the ledger holds until ``stop`` (a threading.Event) is set: for intakes that
+        are not the inbox (the WES API, NATS), which only write queued manifests."""
+        self.recover()
+        log.info("running the ledger's work (state %s)", self.cfg.state)
+        while not stop.is_set():
+            self.step(flush=False)
+            stop.wait(period)
 
     def _stop(self, *_: Any) -> None:
         self.stopping = True

@@ -64,9 +64,17 @@ def factory(name: str) -> Callable[[], type]:
     return lambda: fixed_class(upstream_class(name))
 
 
+OFF_ENV = "STELLARFLOW_TOIL5577"  # "off": leave Toil's classes alone (to see the upstream bug)
+
+
 def register() -> None:
     """Register the fixed classes with Toil under their upstream names."""
+    import os
+
     from toil.batchSystems.registry import add_batch_system_factory
+
+    if os.environ.get(OFF_ENV, "").lower() == "off":
+        return
 
     for name in AFFECTED:
         add_batch_system_factory(name, factory(name))
