@@ -11,7 +11,7 @@ from pathlib import Path
 
 import h5py
 
-from stellarflow_contracts import lightcurve
+from stellarflow_contracts import lightcurve, profile
 from stellarflow_contracts.chunk import (
     STATUS_FAILED,
     STATUS_OK,
@@ -49,6 +49,7 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
                 lcfile = star.get("lightcurve")
                 if not lcfile:
                     raise InputError(None, "no light curve given")
+                profile.note_input(lcfile["path"], "lightcurve", sid)  # for the lineage
                 lc = lightcurve.read_any(lcfile["path"])
                 lc.star_id = sid  # the manifest's id is authoritative
                 lightcurve.write_group(g, lc)
