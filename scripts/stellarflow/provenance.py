@@ -330,6 +330,9 @@ class CrateBuilder:
         self.procs = index(self.packed)
         self.steps = steps
         self.sacct_rows = sacct_rows or []
+        # A member of a merged trigger run: its files and stars were renamed by the split.
+        self.rename_files: dict[str, str] = {}
+        self.star_alias: dict[str, str] = {}
         self.lines: list[dict] = []         # profile lines, one per tool run
         # RO-Crate 1.1: the version the Workflow Run Crate profiles (0.5) are written against.
         self.crate = ROCrate(version=CRATE_VERSION)
@@ -603,8 +606,11 @@ class CrateBuilder:
             objects = []
             for item in rec.get("inputs") or []:
                 name = item.get("name", "")
-                if item.get("star_id") and item["star_id"] in stars_lc:
-                    objects.append(stars_lc[item["star_id"]])
+                sid = self.star_alias.get(item.get("star_id"), item.get("star_id"))
+                if sid and sid in stars_lc:
+                    objects.append(stars_lc[sid])
+                elif sid and self.star_alias:
+                    continue  # another member's star of a merged run
                 elif name in produced:
                     objects.append(produced[name])
                 else:
@@ -612,7 +618,8 @@ class CrateBuilder:
             results = []
             for item in rec.get("outputs") or []:
                 name = item.get("name", "")
-                ent = final.get(name) or self.intermediate(name, item.get("size"), tag)
+                ent = final.get(self.rename_files.get(name, name)) or self.intermediate(
+                    name, item.get("size"), tag)
                 produced[name] = ent
                 results.append(ent)
             ok = rec.get("exit_status", 0) == 0
@@ -663,7 +670,8 @@ class CrateBuilder:
             for rec, _ in rec_actions:
                 for item in rec.get("inputs") or []:
                     if item.get("star_id"):
-                        members.setdefault(step_chunk(rec), []).append(item["star_id"])
+                        sid = self.star_alias.get(item["star_id"], item["star_id"])
+                        members.setdefault(step_chunk(rec), []).append(sid)
         for chunk, rec_actions in sorted(chunks.items()):
             if sub_step is None:
                 break
@@ -754,6 +762,8 @@ class CrateBuilder:
         self.crate.root_dataset["description"] = (
             f"Outputs and provenance of the {info.workflow} run of observation "
             f"{info.observation_id} ({info.runner}, site {info.site}).")
+        if getattr(self, "note", None):
+            self.crate.root_dataset["description"] += " " + self.note
         self.crate.root_dataset["datePublished"] = info.ended
         self.crate.root_dataset["license"] = {"@id": "https://spdx.org/licenses/Apache-2.0"}
         self.entity("https://spdx.org/licenses/Apache-2.0", {"@type": "CreativeWork",
@@ -812,10 +822,54 @@ def _files_in(value: Any) -> list[dict]:
     return []
 
 
+RUN_INFO = "run-info.json"  # RUN_DIR/run-info.json: what a later crate of the run needs
+
+
 def record_run(info: RunInfo, *, sacct_rows: list[dict] | None = None) -> Path | None:
     """Write the crate and the profile lines of a finished run (see the module doc); None when
     provenance is switched off."""
     if not enabled():
         return None
+    saved = {k: (str(v) if isinstance(v, Path) else v) for k, v in info.__dict__.items()}
+    (info.run_dir / RUN_INFO).write_text(json.dumps(saved, indent=1))
+    if sacct_rows:
+        (info.run_dir / "sacct.json").write_text(json.dumps(sacct_rows, indent=1))
     steps = load_steps(info.run_dir)
     return CrateBuilder(info, packed_workflow(info.cwl), steps, sacct_rows).build()
+
+
+def member_crate(run_dir: Path, member_dir: Path, observation_id: str,
+                 star_ids: dict[str, str], merged: str) -> Path | None:
+    """The crate of one manifest's share of a merged trigger run (stellarflow_trigger.batch):
+    the merged run's workflow, engine and step runs, with this member's light curves and its
+    files (per-star files renamed back, its rows of the catalogue and its report, which the split
+    wrote). ``star_ids``: batch id -> the manifest's id."""
+    saved_path = Path(run_dir) / RUN_INFO
+    if not enabled() or not saved_path.exists():
+        return None
+    saved = json.loads(saved_path.read_text())
+    for key in ("cwl", "run_dir", "outdir", "manifest"):
+        if saved.get(key):
+            saved[key] = Path(saved[key])
+    info = RunInfo(**saved)
+    job = dict(info.job)
+    job["stars"] = [{**s, "star_id": star_ids[s["star_id"]]} for s in job.get("stars") or []
+                    if s.get("star_id") in star_ids]
+    job["observation_id"] = observation_id
+    info.job, info.outdir, info.observation_id = job, Path(member_dir), observation_id
+    info.manifest = None
+    sacct = Path(run_dir) / "sacct.json"
+    rows = json.loads(sacct.read_text()) if sacct.exists() else None
+    builder = CrateBuilder(info, packed_workflow(info.cwl), load_steps(info.run_dir), rows)
+    builder.star_alias = dict(star_ids)
+    for rec in builder.steps:
+        for item in rec.get("outputs") or []:
+            name = item.get("name", "")
+            for bid, orig in sorted(star_ids.items(), key=lambda kv: -len(kv[0])):
+                if name.startswith(bid) and name[len(bid):len(bid) + 1] in (".", "_"):
+                    builder.rename_files[name] = orig + name[len(bid):]
+                    break
+    builder.note = (f"This observation's share of the merged trigger run {merged}: its stars' "
+                    "files renamed back to its star ids; catalogue.ecsv and report.html hold its "
+                    "rows of the merged run's catalogue (written by the split).")
+    return builder.build()
