@@ -46,6 +46,7 @@ PERCENTILE = 95
 MARGIN = 1.25        # suggested = percentile x margin
 FAR_BELOW = 0.5      # used/requested under this: asks for far more than it uses
 RAM_STEP = 64 * 2**20
+MIN_TIME_LIMIT_S = 600
 
 
 def _iso(t: str | None) -> datetime | None:
@@ -231,10 +232,13 @@ def suggest(tools: dict[str, dict]) -> list[dict]:
         limit = req.get("time_limit_s")
         if wall and limit and (t["max_wall_s"] / limit < FAR_BELOW / 10 or
                                t["max_wall_s"] > limit):
-            out.append({"tool": name, "key": "ToolTimeLimit", "requested": limit,
-                        "suggested": max(math.ceil(wall * 3 / 60) * 60, 60),
+            # On Slurm the limit is the site profile's slurmTime, else the CWL's ToolTimeLimit.
+            key = "slurmTime" if "slurm" in t["source"] else "ToolTimeLimit"
+            out.append({"tool": name, "key": key, "requested": limit,
+                        "suggested": max(math.ceil(wall * 3 / 60) * 60, MIN_TIME_LIMIT_S),
                         "why": f"p{PERCENTILE} wall {wall:.0f} s against a {limit:.0f} s limit"
-                               " (3x the wall: runs vary more in time than in memory)"})
+                               f" (3x the wall, at least {MIN_TIME_LIMIT_S} s: runs vary more "
+                               "in time than in memory)"})
     return out
 
 
