@@ -88,8 +88,9 @@ def cwl_sources(cwl: Path) -> list[Path]:
                   and p.is_file() and not p.name.endswith((".job.yml", ".cwltest.yml")))
 
 
-def pack(cwl: Path) -> str:
-    """``cwltool --pack`` of a workflow (JSON text). Raises RunError with cwltool's reason."""
+def cwltool(*args: str) -> str:
+    """Run cwltool in this process (``--enable-ext``: the Dummy Pipeline's GPU step uses
+    cwltool's CUDARequirement); its stdout, or RunError with the last line it logged."""
     import io
 
     from cwltool.main import main as cwltool_main
@@ -98,14 +99,19 @@ def pack(cwl: Path) -> str:
     cwl_log = logging.getLogger("cwltool")
     propagate, cwl_log.propagate = cwl_log.propagate, False  # its INFO lines stay in `err`
     try:
-        rc = cwltool_main(["--quiet", "--pack", str(cwl)], stdout=out, stderr=err,
+        rc = cwltool_main(["--quiet", "--enable-ext", *args], stdout=out, stderr=err,
                           logger_handler=logging.StreamHandler(err))
     finally:
         cwl_log.propagate = propagate
     if rc != 0:
-        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
-        raise RunError(f"cwltool --pack {cwl} failed: {lines[-1] if lines else rc}")
+        lines = [" ".join(ln.split()) for ln in err.getvalue().splitlines() if ln.strip()]
+        raise RunError(f"cwltool {' '.join(args)} failed: {lines[-1] if lines else rc}")
     return out.getvalue()
+
+
+def pack(cwl: Path) -> str:
+    """``cwltool --pack`` of a workflow (JSON text). Raises RunError with cwltool's reason."""
+    return cwltool("--pack", str(cwl))
 
 
 def packed_workflow(cwl: Path) -> str:
