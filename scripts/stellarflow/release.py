@@ -39,7 +39,7 @@ SUMS = "SHA256SUMS"
 ARCHIVE = "stellarflow-images.tar"
 DIGESTS = "images.digests"
 IMPORTED = "release-imported.json"  # in the checkout's build/
-EXAMPLE_STARS = ("star00000.h5", "star00001.fits", "star00002.txt")  # ingest's fixture
+EXAMPLE_JOB = "cwl/workflows/sas.job.yml"  # the .dockstore.yml test parameter file
 
 
 def dummy_workflows() -> list[Path]:
@@ -177,19 +177,25 @@ def build(out: Path, *, images: bool = True) -> Path:
 
 
 def example(root: Path, out: Path) -> None:
-    """tests/sas.job.yml: three stars (HDF5, TESS FITS, a plain table) for the packed SAS."""
+    """tests/sas.job.yml: the repository's example job (cwl/workflows/sas.job.yml, the
+    .dockstore.yml test parameter file) with its light curves copied beside it."""
+    from ruamel.yaml import YAML
+
+    src = root / EXAMPLE_JOB
+    yaml = YAML()
+    job = yaml.load(src.read_text())
     data = out / "tests" / "data"
     data.mkdir(parents=True)
-    src = root / "containers" / "ingest" / "tests" / "data"
-    stars = []
-    for i, name in enumerate(EXAMPLE_STARS):
-        shutil.copyfile(src / name, data / name)
-        stars.append(f"  - {{star_id: star{i:05d}, lightcurve: {{class: File, location: "
-                     f"data/{name}}}, teff: 5800.0, logg: 4.4}}")
-    (out / "tests" / "sas.job.yml").write_text(
-        "# A three-star job for workflows/sas.cwl (light curves in data/: HDF5, TESS FITS, a\n"
-        "# plain table): cwltool --podman ../workflows/sas.cwl sas.job.yml\n"
-        "observation_id: release-example\nchunk_size: 2\nstars:\n" + "\n".join(stars) + "\n")
+    for star in job["stars"]:
+        lc = star.get("lightcurve")
+        if lc:
+            path = (src.parent / lc["location"]).resolve()
+            shutil.copyfile(path, data / path.name)
+            lc["location"] = f"data/{path.name}"
+    with open(out / "tests" / "sas.job.yml", "w") as fh:
+        fh.write("# The example job of cwl/workflows/sas.job.yml, its light curves in data/:\n"
+                 "#   cwltool --podman ../workflows/sas.cwl sas.job.yml\n")
+        yaml.dump(job, fh)
 
 
 def readme(info: dict) -> str:
