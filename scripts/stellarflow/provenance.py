@@ -162,21 +162,25 @@ def engine_version(runner: str) -> tuple[str, str]:
 
 
 def image_ids(refs: list[str]) -> dict[str, tuple[str, str]]:
-    """ref -> (image id, content-hash label) from local podman storage ({} without podman)."""
+    """ref -> (image id, content-hash label) from local podman storage ({} without podman).
+    One podman call for all (~0.15 s each); a missing image is only left out."""
     from .images import HASH_LABEL, podman_command
 
     podman = podman_command()
     wanted = sorted({r for r in refs if r and not r.startswith("none")})
     if not podman or not wanted:
         return {}
+    r = subprocess.run([podman, "image", "inspect", "--format",
+                        "{{.Id}} {{index .Labels \"" + HASH_LABEL + "\"}} "
+                        "{{range .RepoTags}}{{.}},{{end}}", *wanted],
+                       capture_output=True, text=True, timeout=60)
     found = {}
-    for ref in wanted:  # one call per image: a missing one must not hide the others
-        r = subprocess.run([podman, "image", "inspect", "--format",
-                            "{{.Id}} {{index .Labels \"" + HASH_LABEL + "\"}}", ref],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode == 0 and r.stdout.split():
-            parts = r.stdout.split()
-            found[ref] = (parts[0], parts[1] if len(parts) > 1 else "")
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            for tag in parts[2].split(","):
+                if tag in wanted:
+                    found[tag] = (parts[0], "" if parts[1] == "<no value>" else parts[1])
     return found
 
 
