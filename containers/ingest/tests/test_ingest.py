@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import h5py
+import ingest
 import numpy as np
 
-import ingest
 from stellarflow_contracts import lightcurve
 
 

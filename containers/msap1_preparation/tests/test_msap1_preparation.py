@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import h5py
+import msap1_preparation as m1
 import numpy as np
 
-import msap1_preparation as m1
 from stellarflow_contracts import lightcurve
 
 DATA = Path(__file__).resolve().parent / "data"

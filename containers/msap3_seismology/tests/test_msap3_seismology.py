@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
+import msap3_seismology as m3
 import numpy as np
 import pytest
 
 from stellarflow import synthetic
 from stellarflow_contracts import lightcurve
-import msap3_seismology as m3
 
 REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "real"  # in the repository
 SEED, DAYS = 1, 30.0  # 30 d at 25 s keeps each star ~0.5 s

@@ -9,9 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from scipy.signal import lfilter
-
 import transit_search as ts
+from scipy.signal import lfilter
 
 CADENCE_D = 25.0 / 86400.0
 REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "real"  # in the repository
