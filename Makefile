@@ -52,10 +52,10 @@ demo: install images ## generate ~24 stars, run them under Toil, print the catal
 	@echo "Report: $(CURDIR)/build/demo/out/demo/report.html"
 
 test: install images ## the default test suite (pytest-xdist), ~30 min at most
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m "not slow"
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
 
 test-slow: install images ## the slow tests only
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m slow
+	$(PY) -m pytest -n $(JOBS) -m slow
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check containers triggers dummy_pipeline scripts tests jobstore_config/toil-plugin
