@@ -54,12 +54,23 @@ def test_transit_host_is_not_taken_for_an_oscillator() -> None:
     assert not m3.measure(t, f, cadence_s=25.0).detected
 
 
-def test_numax_guess_restricts_the_search() -> None:
+@pytest.mark.parametrize("factor", [1.3, 4.0, 0.1])
+def test_numax_guess_is_a_prior_never_a_window(factor: float) -> None:
+    """A log g ranks candidates; even a guess a whole evolutionary state off (x4, /10) does
+    not hide the true envelope."""
     t, f, truth = _prepared(4)
-    res = m3.measure(t, f, cadence_s=25.0, numax_guess=truth.numax_uhz * 1.3)
+    res = m3.measure(t, f, cadence_s=25.0, numax_guess=truth.numax_uhz * factor)
+    assert res.detected
     assert res.numax_uhz == pytest.approx(truth.numax_uhz, rel=0.05)
-    # A guess far from the envelope: nothing there.
-    assert not m3.measure(t, f, cadence_s=25.0, numax_guess=truth.numax_uhz * 4).detected
+
+
+def test_search_range_reaches_red_giants_and_the_nyquist_limit() -> None:
+    lo, hi = m3.numax_search_range(730.0, 25.0)
+    assert lo == m3.NUMAX_FLOOR_UHZ and hi == pytest.approx(0.85 * 20000.0)
+    lo30, _ = m3.numax_search_range(30.0, 25.0)
+    assert lo30 < 20.0  # red giants' numax 10-250 uHz: resolution permitting
+    lo_kepler, hi_kepler = m3.numax_search_range(90.0, 1765.5)  # Kepler long cadence
+    assert lo_kepler < 10.0 and hi_kepler == pytest.approx(0.85 * 283.2, rel=1e-3)
 
 
 def test_psd_is_parseval_normalised() -> None:

@@ -322,6 +322,9 @@ def _draw_truth(index: int, kind: str, days: float, cadence_s: float,
         lo, hi = {"transit": (3.0, 13.0), "oscillator_transit": (6.0, 14.0),
                   "hot_jupiter": (11.0, 17.0), "active_transit": (4.0, 14.0)}[kind]
         tr.planet_radius_rearth = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+        if kind == "hot_jupiter":  # deep: (Rp/R*)^2 of 1-3 % whatever the star's radius
+            depth = math.exp(rng.uniform(math.log(0.01), math.log(0.03)))
+            tr.planet_radius_rearth = math.sqrt(depth) * radius * RSUN_IN_REARTH
         tr.planet_radius_rearth = over.get("planet_radius_rearth", tr.planet_radius_rearth)
         tr.transit_b = float(rng.uniform(0.0, 0.7))
     tr.flux_e_per_s = FLUX_V11 * 10 ** (-0.4 * (tr.vmag - 11.0))

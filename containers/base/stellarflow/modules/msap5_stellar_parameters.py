@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import brentq
 
+from .. import solar
 from ..stage import StarContext, attr_float, module_main, run_chunk
 
 MODULE = "msap5_stellar_parameters"
 VERSION = "0.1.0"
 
-NUMAX_SUN = 3090.0  # µHz (Huber et al. 2011)
-DNU_SUN = 135.1  # µHz
-TEFF_SUN = 5777.0  # K
+NUMAX_SUN = solar.NUMAX_SUN_UHZ  # µHz (Huber et al. 2011)
+DNU_SUN = solar.DNU_SUN_UHZ
+TEFF_SUN = solar.TEFF_SUN_K
 TEFF_ERR_DEFAULT = 100.0  # K, typical spectroscopic error
 LOGG_ERR_DEFAULT = 0.1  # dex
 FEH_DEFAULT = 0.0
@@ -121,6 +122,16 @@ def derive(teff: float, logg: float, feh: float, numax: float, numax_err: float,
         p.radius_rsun, p.radius_err_rsun, p.mass_msun, p.mass_err_msun = seismic(
             numax, numax_err, dnu, dnu_err, teff)
         p.method = "seismic scaling relations"
+    elif _finite(numax, teff):
+        # νmax alone (a red giant's comb too weak for Δν): the seismic log g, far better than
+        # a catalogue one (g ∝ νmax Teff^0.5), into the Torres et al. calibration.
+        logg_s = (solar.LOGG_SUN + math.log10(numax / NUMAX_SUN)
+                  + 0.5 * math.log10(teff / TEFF_SUN))
+        rel = numax_err / numax if np.isfinite(numax_err) else 0.05
+        feh = feh if feh is not None and np.isfinite(feh) else FEH_DEFAULT
+        p.radius_rsun, p.radius_err_rsun, p.mass_msun, p.mass_err_msun = torres2010(
+            teff, logg_s, feh, logg_err=math.hypot(rel / math.log(10.0), 0.01))
+        p.method = "Torres et al. 2010 with the seismic log g (numax, Teff)"
     elif _finite(teff) and logg is not None and np.isfinite(logg):
         feh = feh if feh is not None and np.isfinite(feh) else FEH_DEFAULT
         p.radius_rsun, p.radius_err_rsun, p.mass_msun, p.mass_err_msun = torres2010(
