@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from astropy.timeseries import LombScargle
 
 from ..errors import InputError
 from ..stage import NotMeasurable, StarContext, module_main, run_chunk
+from ..timeseries import bin_lightcurve, clean, point_to_point_std, running_median
+from ..timeseries import downsample as _downsample
 
 MODULE = "msap4_rotation"
 VERSION = "0.1.0"
@@ -65,61 +66,21 @@ class RotationResult:
         return bool(np.isfinite(self.prot_d))
 
 
-def bin_lightcurve(time_d: np.ndarray, flux: np.ndarray, width_d: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean flux in regular bins of ``width_d``; returns (bin centres, mean, count) with NaN
-    mean in empty bins, so the grid stays regular (needed by the ACF)."""
-    t0 = time_d.min()
-    idx = np.floor((time_d - t0) / width_d).astype(np.int64)
-    n = int(idx.max()) + 1
-    count = np.bincount(idx, minlength=n)
-    total = np.bincount(idx, weights=flux, minlength=n)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    centres = t0 + (np.arange(n) + 0.5) * width_d
-    return centres, mean, count
-
-
-def running_median(values: np.ndarray, window: int) -> np.ndarray:
-    """Centred running median over ``window`` samples of a regular series, ignoring NaN."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    half = window // 2
-    padded = np.concatenate([np.full(half, np.nan), values, np.full(half, np.nan)])
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows inside long gaps
-        return np.nanmedian(sliding_window_view(padded, 2 * half + 1), axis=1)
-
-
 def clip_dips(values: np.ndarray, window: int, nsigma: float = DIP_NSIGMA) -> np.ndarray:
     """Copy of ``values`` with NaN where it dips below a running median by more than nsigma
     times the point-to-point scatter (and one sample either side): removes transits and
     eclipses, keeps smooth spot signals. If that would remove more than ``DIP_MAX_FRACTION``
     of the samples it is eating a fast, large signal instead: nothing is removed then."""
     resid = values - running_median(values, window)
-    diffs = np.diff(values)
-    diffs = diffs[np.isfinite(diffs)]
-    if diffs.size < 10:
+    if np.count_nonzero(np.isfinite(np.diff(values))) < 10:
         return values
-    sigma = 1.4826 * float(np.median(np.abs(diffs - np.median(diffs)))) / math.sqrt(2.0)
+    sigma = point_to_point_std(values)
     bad = resid < -nsigma * sigma
     bad[1:] |= bad[:-1].copy()
     bad[:-1] |= bad[1:].copy()
     if sigma <= 0 or bad.sum() > DIP_MAX_FRACTION * np.isfinite(values).sum():
         return values
     return np.where(bad, np.nan, values)
-
-
-def _clean(time_d: np.ndarray, flux: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    time_d = np.asarray(time_d, dtype=np.float64)
-    flux = np.asarray(flux, dtype=np.float64)
-    if time_d.shape != flux.shape or time_d.ndim != 1:
-        raise ValueError(f"time and flux shapes differ: {time_d.shape} vs {flux.shape}")
-    ok = np.isfinite(time_d) & np.isfinite(flux)
-    if ok.sum() < 10:
-        raise ValueError(f"only {int(ok.sum())} finite samples in the light curve")
-    order = np.argsort(time_d[ok], kind="stable")
-    return time_d[ok][order], flux[ok][order]
 
 
 def acf(values: np.ndarray) -> np.ndarray:
@@ -216,7 +177,7 @@ def activity_sph(time_d: np.ndarray, flux: np.ndarray, prot_d: float) -> float:
 
 def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     """Rotation period (days) and S_ph (ppm) of a relative light curve (median ~1)."""
-    t, f = _clean(time_d, flux_rel)
+    t, f = clean(time_d, flux_rel)
     f = f / np.median(f) - 1.0
     centres, mean, count = bin_lightcurve(t, f, BIN_D)
     raw = mean  # S_ph follows its definition: all the data
@@ -280,12 +241,7 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
 def downsample(x: np.ndarray, y: np.ndarray, n_max: int = MAX_STORED
                ) -> tuple[np.ndarray, np.ndarray]:
     """At most ``n_max`` points, keeping each block's maximum so peaks survive."""
-    if x.size <= n_max:
-        return x, y
-    edges = np.linspace(0, x.size, n_max + 1).astype(np.int64)
-    idx = np.array([a + int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)
-                    if b > a])
-    return x[idx], y[idx]
+    return _downsample(x, y, n_max)
 
 
 def process(ctx: StarContext) -> None:
