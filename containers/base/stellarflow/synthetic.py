@@ -160,7 +160,8 @@ def mode_psd(freq_uhz: np.ndarray, numax: float, dnu: float, teff: float, amax: 
                 step = nu * nu * dpi1_s * 1e-6
                 ks = np.arange(-int(0.3 * dnu / step) - 1, int(0.3 * dnu / step) + 2)
                 w = 1.0 / (1.0 + (ks * step / (0.1 * dnu)) ** 2)
-                parts = [(nu + k * step, a2 * wk / w.sum(), 0.5 * gamma) for k, wk in zip(ks, w, strict=True)]
+                parts = [(nu + k * step, a2 * wk / w.sum(), 0.5 * gamma)
+                         for k, wk in zip(ks, w, strict=True)]
             else:
                 parts = [(nu, a2, gamma)]
             for nu_k, a2_k, g_k in parts:
