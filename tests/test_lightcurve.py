@@ -116,3 +116,57 @@ def test_ingest_chunk_keeps_good_stars(tmp_path: Path) -> None:
         assert st["c"] == ("failed", "ingest: lc/c.h5: light curve not found")
         assert f["stars/a"].attrs["teff"] == 5000.0
         lightcurve.read_group(f["stars/a"], "a").validate("a")
+
+
+KEPLER90 = ("Kepler-90_kplr011442793-2009350155506_llc.fits",
+            "Kepler-90_kplr011442793-2010009091648_llc.fits",
+            "Kepler-90_kplr011442793-2010174085026_llc.fits")
+
+
+def test_stitch_normalises_each_file_and_sorts(tmp_path: Path) -> None:
+    a, b = make_lc(300), make_lc(300)
+    b.time = b.time + 10.0
+    b.flux = b.flux * 3.0  # another aperture, another level
+    pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
+    lightcurve.write_file(pa, a)
+    lightcurve.write_file(pb, b)
+    lc = lightcurve.read_many([pb, pa])  # order of the list does not matter
+    assert np.all(np.diff(lc.time) > 0) and lc.time.size == 600
+    assert np.median(lc.flux[:300]) == pytest.approx(1.0, abs=1e-3)
+    assert np.median(lc.flux[300:]) == pytest.approx(1.0, abs=1e-3)
+    assert "a.h5, b.h5" in lc.provenance["source_file"] and "2 files" in lc.provenance["stitched"]
+
+
+@pytest.mark.parametrize("case,expected", [("overlap", "overlaps a.h5 in time"),
+                                           ("cadence", "cadence 60.0 s differs")])
+def test_stitch_refuses_overlaps_and_mixed_cadences(tmp_path: Path, case: str,
+                                                    expected: str) -> None:
+    a, b = make_lc(300), make_lc(300)
+    if case == "overlap":
+        b.time = b.time + 0.01
+    else:
+        b.time = 3010.0 + np.arange(300) * 60.0 / 86400.0
+        b.cadence_s = 60.0
+    pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
+    lightcurve.write_file(pa, a)
+    lightcurve.write_file(pb, b)
+    with pytest.raises(InputError) as err:
+        lightcurve.read_many([pa, pb])
+    assert str(err.value).startswith(str(pb)) and expected in str(err.value)
+
+
+def test_ingest_stitches_kepler_quarters(tmp_path: Path, real_data: Path) -> None:
+    chunk = {"chunk_id": "chunk-0000", "stars": [
+        {"star_id": "Kepler-90", "lightcurve": [{"path": str(real_data / n)} for n in KEPLER90],
+         "teff": 6080.0}]}
+    assert ingest.main(["--outdir", str(tmp_path), "--observation-id", "o",
+                        "--chunk-json", json.dumps(chunk)]) == 0
+    with h5py.File(tmp_path / "chunk-0000.lightcurves.h5") as f:
+        g = f["stars/Kepler-90"]
+        assert g.attrs["status"] == "ok", g.attrs["error"]
+        lc = lightcurve.read_group(g, "Kepler-90")
+        assert "3 files" in str(g.attrs["ingest_stitched"])
+    t = lc.time[np.isfinite(lc.time)]
+    assert t.min() < -1800 and t.max() < -1500  # 2009-2010: before BJD 2457000
+    assert t.max() - t.min() > 250
+    assert lc.cadence_s == pytest.approx(1765.5, rel=1e-3)

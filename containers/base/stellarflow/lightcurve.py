@@ -280,7 +280,8 @@ def stitch(parts: list[tuple[str | os.PathLike[str], LightCurve]]) -> LightCurve
 def read_many(paths: list[str | os.PathLike[str]]) -> LightCurve:
     """Read and stitch several light-curve files of one star (see ``stitch``)."""
     lc = stitch([(p, read_any(p)) for p in paths])
-    lc.validate(", ".join(str(p) for p in paths))
+    lc.validate(paths[0] if len(paths) == 1 else f"{Path(paths[0]).name} and {len(paths) - 1} "
+                                                  "more (stitched)")
     return lc
 
 

@@ -156,11 +156,13 @@ def mode_psd(freq_uhz: np.ndarray, numax: float, dnu: float, teff: float, amax: 
             if nu <= 0 or nu >= freq_uhz[-1]:
                 continue
             a2 = amax**2 * vis * math.exp(-0.5 * ((nu - numax) / sig_env) ** 2)
-            if giant and ell == 1:
-                step = nu * nu * dpi1_s * 1e-6
-                ks = np.arange(-int(0.3 * dnu / step) - 1, int(0.3 * dnu / step) + 2)
+            step = nu * nu * dpi1_s * 1e-6 if giant and ell == 1 else 0.0
+            if step > df:  # mixed modes resolved by the data (else: one l = 1 mode)
+                kmax = min(int(0.3 * dnu / step) + 1, 200)
+                ks = np.arange(-kmax, kmax + 1)
                 w = 1.0 / (1.0 + (ks * step / (0.1 * dnu)) ** 2)
-                parts = [(nu + k * step, a2 * wk / w.sum(), 0.5 * gamma)
+                w /= w.sum()
+                parts = [(nu + k * step, a2 * wk, 0.5 * gamma)
                          for k, wk in zip(ks, w, strict=True)]
             else:
                 parts = [(nu, a2, gamma)]

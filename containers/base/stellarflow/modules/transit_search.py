@@ -224,7 +224,10 @@ def _sde(power: np.ndarray, period: np.ndarray) -> np.ndarray:
     trend = np.interp(np.arange(power.size), np.arange(0, power.size, step),
                       running_median(sub, max(51, (sub.size // 50) | 1)))
     flat = power - trend
-    return (flat - np.median(flat)) / robust_std(flat)
+    scale = robust_std(flat)
+    if not scale > 0:  # most trials without any dip (e.g. a giant's short periods)
+        scale = float(np.std(flat)) or 1.0
+    return (flat - np.median(flat)) / scale
 
 
 def _transit_count(t: np.ndarray, period: float, t0: float, duration: float) -> int:
@@ -722,8 +725,16 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
         # A single event: mask it (+-1.5 durations) and search again.
         masked |= np.abs(centres - event) < max(2.0 * BIN_D, 1.5 * event_dur)
     best = found or first
-    if best is None or shown is None:
-        raise NotMeasurable("no usable box candidate in the light curve")
+    if best is None or shown is None:  # no box with two transits anywhere: nothing to report
+        return TransitResult(
+            detected=False, period_d=nan, t0_d=nan, depth_ppm=nan, duration_h=nan, snr=nan,
+            sde=nan, n_transits=0, planet_radius_rearth=nan, planet_radius_err_rearth=nan,
+            depth_err_ppm=nan, candidate_period_d=nan, candidate_t0_d=nan,
+            candidate_depth_ppm=nan, candidate_duration_h=nan, candidate_snr=nan,
+            candidate_sde=nan, candidate_n_transits=0, odd_even_mismatch_sigma=nan,
+            sine_preference=nan, vetting="no box with two transits", n_searches=n_searches,
+            bls_period_d=shown.period if shown else np.empty(0),
+            bls_power=shown.power if shown else np.empty(0))
     detected = found is not None
     rp, rp_err = planet_radius(best.depth, best.depth_err, stellar_radius_rsun,
                                stellar_radius_err_rsun)
