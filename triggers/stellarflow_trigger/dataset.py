@@ -6,8 +6,9 @@ blank lines and a ``star_id,...`` header are skipped; ``-``/``nan``/empty = not 
 files of one star (quarters, sectors) are one field joined by ``;``:
 ``KIC11442793, q3.fits;q4.fits;q5.fits, 6080``. Light-curve paths are relative to the dataset
 file's folder, with the manifest's rules (no ``..``, no absolute path, no symlink escape).
-Only complete lines (ending in a newline) count. New lines become an ``<dataset stem>-L<first>-<last>`` (line numbers; at most --max-stars stars, a repeated
-star id starts the next one) written as a manifest beside the dataset (hidden name) and taken
+Only complete lines (ending in a newline) count. New lines become an observation
+``<dataset stem>-L<first>-<last>`` (line numbers; at most --max-stars stars, a repeated star id
+starts the next one) written as a manifest beside the dataset (hidden name) and taken
 through the same intake as an inbox manifest. A bad line goes to INBOX/failed/ with its reason.
 The byte offset consumed is stored in the ledger in the same transaction as what it produced.
 """
