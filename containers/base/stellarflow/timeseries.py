@@ -84,3 +84,31 @@ def downsample(x: np.ndarray, y: np.ndarray, n_max: int = 5000
     idx = np.array([a + int(np.argmax(y[a:b])) for a, b in zip(edges[:-1], edges[1:], strict=True)
                     if b > a])
     return x[idx], y[idx]
+
+
+def dominant_period(time_d: np.ndarray, flux: np.ndarray, pmin_d: float = 0.2,
+                    pmax_d: float = 15.0) -> tuple[float, float, float]:
+    """(period in days, Lomb-Scargle power, semi-amplitude) of the strongest periodicity of the
+    light curve binned to 30 min, between pmin_d and min(pmax_d, baseline / 3); NaNs when the
+    light curve is too short. The power (standard normalisation) is the fraction of the
+    variance a sinusoid at that period explains: spot rotation reaches 0.2-0.9."""
+    from astropy.timeseries import LombScargle
+
+    nan = math.nan
+    if time_d.size < 50:
+        return nan, nan, nan
+    width = 1.0 / 48.0
+    idx = np.floor((time_d - time_d[0]) / width).astype(np.int64)
+    cnt = np.bincount(idx)
+    keep = cnt > 0
+    tb = (np.flatnonzero(keep) + 0.5) * width
+    yb = np.bincount(idx, weights=flux)[keep] / cnt[keep]
+    span = float(tb[-1] - tb[0])
+    pmax = min(pmax_d, span / 3.0)
+    if tb.size < 50 or pmax <= 1.5 * pmin_d:
+        return nan, nan, nan
+    freq = np.arange(1.0 / pmax, 1.0 / pmin_d, 1.0 / (5.0 * span))
+    power = LombScargle(tb, yb).power(freq, method="fast")
+    i = int(np.argmax(power))
+    amp = math.sqrt(2.0 * max(float(power[i]), 0.0)) * float(np.std(yb))
+    return float(1.0 / freq[i]), float(power[i]), amp

@@ -10,7 +10,9 @@ Method (``measure``):
    envelope and the granulation around it survive while slower signals (rotation, drifts) are
    removed before they can leak through the gaps; low bands are binned first (cheap, and no
    band needs frequencies far above its numax). Significant dips (transits) are cut out first
-   (1-h running mean below -5 robust sigma, +-1 h).
+   (1-h running mean below -5 robust sigma, +-1 h). A strong spot-rotation signal (Lomb-Scargle
+   of the 30-min light curve, 0.2-15 d) has its first harmonics replaced by the background in
+   every spectrum: they would make a comb and an excess.
 2. Spectrum and background, per band. Power density from astropy ``LombScargle`` (fast method,
    ``normalization='psd'``) on a 1/T grid up to the band's Nyquist, ppm^2/uHz by Parseval.
    Medians in 0.02-dex bins (/ln 2) fitted in log space (soft L1) by white noise + two Harvey
@@ -22,11 +24,12 @@ Method (``measure``):
    0.75-1.3 Dnu_exp (Dnu_exp = 0.263 numax^0.772, Stello et al. 2009) in units of white-noise
    scatter. Candidates are the local maxima of excess + comb over the trials of all bands;
    one passes when excess >= EXCESS_SNR_MIN and comb >= COMB_SNR_MIN (numax and Dnu), or when
-   excess >= EXCESS_ALONE_MIN above EXCESS_ALONE_NUMAX_MIN (numax only: a red giant's few,
-   narrow, mixed modes make a weak comb in a short light curve; below 50 uHz fast rotation
-   makes such an excess too). A log g (``numax_guess``) only ranks passing candidates:
-   rank = excess + comb - 0.5 (log10(numax/guess)/PRIOR_DEX)^2; it never removes one. No
-   passing candidate: not detected, numax/Dnu NaN.
+   excess >= EXCESS_ALONE_MIN within EXCESS_ALONE_NUMAX_MIN-MAX (numax only: a red giant's
+   few, narrow, mixed modes make a weak comb in a short light curve; below 50 uHz fast rotation
+   makes such an excess too, above 250 uHz modes are resolved and combs strong). A star with
+   a strong rotation signal needs comb >= COMB_SNR_MIN_ACTIVE. A log g (``numax_guess``) only
+   ranks passing candidates: rank = excess + comb - 0.5 (log10(numax/guess)/PRIOR_DEX)^2; it
+   never removes one. No passing candidate: not detected, numax/Dnu NaN.
 4. numax. Background refitted with the envelope masked; the background-subtracted spectrum
    smoothed by a Gaussian of FWHM 4 Dnu_exp; a Gaussian fitted around its peak gives numax.
 5. Dnu. Autocorrelation of PSD/background over numax +- 0.75 FWHM (structure > Dnu/4
@@ -52,7 +55,7 @@ import numpy as np
 
 from .. import stage
 from ..solar import dnu_expected, envelope_fwhm
-from ..timeseries import robust_std, running_mean
+from ..timeseries import dominant_period, robust_std, running_mean
 
 MODULE = "msap3_seismology"
 VERSION = "0.2.0"
@@ -65,7 +68,7 @@ BAND_EDGES_UHZ = (30.0, 150.0)
 # High-pass half-width = HIGHPASS_K / (band's lowest numax): at numax/2.5 (the left flank of
 # the lowest trial) the triangular filter keeps > 98 % of the amplitude.
 HIGHPASS_K = 2.2
-HIGHPASS_MIN_D = 0.5  # never narrower: dwarfs as before (rotation leakage through gaps)
+HIGHPASS_MIN_D = 0.5  # dip search and the default of ``highpass``
 BAND_NYQUIST_FACTOR = 3.0  # a band's binned Nyquist >= this x its highest numax
 TRIALS_PER_DEX = 55
 # Detection needs both: power excess (EXCESS_SNR_MIN) and a mode comb (COMB_SNR_MIN); see
@@ -79,6 +82,10 @@ EXCESS_ALONE_MIN = 8.0
 # ... but not below this numax: spot rotation (Prot >= 0.5 d) and its first harmonic put
 # power up to 46 uHz, where it makes an excess without a comb.
 EXCESS_ALONE_NUMAX_MIN = 50.0
+# ... and only for red giants: dwarfs' and subgiants' modes are resolved and their comb is
+# strong (docs/figures/seismic_thresholds.png), while edge effects of large spot signals make
+# broad excesses at high frequency with no comb.
+EXCESS_ALONE_NUMAX_MAX = 250.0
 # PSD/background is capped here before the excess and the comb: chi^2 (2 dof) noise exceeds 15
 # once in 3e6 bins, while a coherent line (Kepler short cadence's long-cadence harmonics,
 # Gilliland et al. 2010; a classical pulsator) would otherwise make an "excess" by itself.
@@ -88,7 +95,17 @@ PSD_STORE_MAX = 20000
 REGULAR_TOLERANCE = 0.01  # time stamps within 1 % of a cadence of a regular grid: FFT
 ACF_SMOOTH = 0.03  # ACF smoothing kernel sigma, fraction of Dnu_exp (~ width of a mode peak)
 ACF_WINDOW = 0.75  # ACF over numax +- ACF_WINDOW x envelope FWHM
-HIGHPASS_D = HIGHPASS_MIN_D  # the dwarf band's half-width (kept for callers)
+HIGHPASS_D = HIGHPASS_MIN_D  # kept for callers
+# Spot rotation: a periodicity of the 30-min binned light curve (0.2-15 d) whose Lomb-Scargle
+# power (fraction of the variance it explains) is at least ROTATION_POWER_MIN has its first
+# ROTATION_HARMONICS harmonics replaced by the background in every band's spectrum: a fast,
+# large spot signal is not a sinusoid, and its harmonics make a comb and an excess.
+ROTATION_POWER_MIN = 0.2
+ROTATION_HARMONICS = 12
+ROTATION_PEAK_WIDTH = 0.06  # half-width of harmonic k: k x this x f_rot (spot evolution)
+# ... and such a star needs a stronger comb: higher harmonics of a large, evolving spot signal
+# still make combs of 4-5 sigma (docs/figures/seismic_thresholds.png, "active" stars).
+COMB_SNR_MIN_ACTIVE = 6.0
 NUMAX_MIN_UHZ = NUMAX_FLOOR_UHZ
 
 
@@ -416,7 +433,7 @@ def _band_limits(lo: float, hi: float) -> list[tuple[float, float]]:
 
 def _make_band(t: np.ndarray, ppm: np.ndarray, cadence_s: float, lo: float, hi: float
                ) -> _Band | None:
-    half_d = max(HIGHPASS_MIN_D, HIGHPASS_K / (lo * 1e-6) / 86400.0)
+    half_d = HIGHPASS_K / (lo * 1e-6) / 86400.0
     # Bin so that the band's Nyquist is >= BAND_NYQUIST_FACTOR x its highest numax.
     k = max(1, int(1e6 / (2.0 * BAND_NYQUIST_FACTOR * hi) // cadence_s))
     if k > 1:
@@ -442,6 +459,24 @@ def _make_band(t: np.ndarray, ppm: np.ndarray, cadence_s: float, lo: float, hi: 
                  nyquist=nyq, lb=lb)
     band.background = band.model(fit_background(lx, ly, nyq))
     return band
+
+
+def rotation_frequency(t_d: np.ndarray, ppm: np.ndarray) -> float:
+    """Frequency (uHz) of a strong spot-rotation signal, NaN when there is none (see
+    ROTATION_POWER_MIN)."""
+    period, power, _ = dominant_period(t_d, ppm)
+    return 1e6 / (period * 86400.0) if power >= ROTATION_POWER_MIN else math.nan
+
+
+def _mask_harmonics(band: _Band, f_rot: float) -> None:
+    """Replace the spectrum by the background around the first harmonics of f_rot."""
+    df = band.f[1] - band.f[0]
+    for k in range(1, ROTATION_HARMONICS + 1):
+        half = k * ROTATION_PEAK_WIDTH * f_rot + 2.0 * df
+        if k * f_rot - half > band.f[-1]:
+            break
+        i0, i1 = np.searchsorted(band.f, [k * f_rot - half, k * f_rot + half])
+        band.psd[i0:i1] = band.background[i0:i1]
 
 
 def _trial_scores(band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -470,16 +505,17 @@ def _trial_scores(band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return trials, ex, comb
 
 
-def _choose(trials: np.ndarray, ex: np.ndarray, comb: np.ndarray, guess: float | None
-            ) -> int | None:
+def _choose(trials: np.ndarray, ex: np.ndarray, comb: np.ndarray, guess: float | None,
+            comb_min: float = COMB_SNR_MIN) -> int | None:
     """Index of the chosen candidate: among local maxima of excess + comb that pass both
     thresholds, the highest rank (score + log g prior); None when none passes."""
     score = ex + comb
     n = score.size
     peaks = [i for i in range(n) if np.isfinite(score[i])
              and (i == 0 or score[i] >= score[i - 1]) and (i == n - 1 or score[i] >= score[i + 1])]
-    passing = [i for i in peaks if (ex[i] >= EXCESS_SNR_MIN and comb[i] >= COMB_SNR_MIN)
-               or (ex[i] >= EXCESS_ALONE_MIN and trials[i] >= EXCESS_ALONE_NUMAX_MIN)]
+    passing = [i for i in peaks if (ex[i] >= EXCESS_SNR_MIN and comb[i] >= comb_min)
+               or (ex[i] >= EXCESS_ALONE_MIN
+                   and EXCESS_ALONE_NUMAX_MIN <= trials[i] <= EXCESS_ALONE_NUMAX_MAX)]
     if not passing:
         return None
 
@@ -524,12 +560,17 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = 
                 bands.append(band)
     if not bands:
         return result
+    f_rot = rotation_frequency(t, ppm)
+    if math.isfinite(f_rot):
+        for band in bands:
+            _mask_harmonics(band, f_rot)
     scored = [(b, *_trial_scores(b)) for b in bands]
     trials = np.concatenate([s[1] for s in scored])
     ex = np.concatenate([s[2] for s in scored])
     comb = np.concatenate([s[3] for s in scored])
     owner = np.concatenate([np.full(s[1].size, k) for k, s in enumerate(scored)])
-    pick = _choose(trials, ex, comb, guess)
+    comb_min = COMB_SNR_MIN_ACTIVE if math.isfinite(f_rot) else COMB_SNR_MIN
+    pick = _choose(trials, ex, comb, guess, comb_min)
     shown = bands[-1]  # the full-resolution spectrum, unless a detection says otherwise
     if pick is None and np.isfinite(ex + comb).any():
         best = int(np.nanargmax(np.where(np.isfinite(ex + comb), ex + comb, -np.inf)))
@@ -548,7 +589,7 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = 
         numax, numax_err = _numax_refine(f, psd - background, numax0, df)
         result.detected = True
         result.numax_uhz, result.numax_err_uhz = numax, numax_err
-        if result.comb_snr >= COMB_SNR_MIN:
+        if result.comb_snr >= comb_min:
             dnu, dnu_err = _acf_dnu(f, np.minimum(psd / background, RATIO_CAP), numax, df)
             result.dnu_uhz, result.dnu_err_uhz = dnu, dnu_err
         band.background = background

@@ -52,7 +52,14 @@ from astropy.timeseries import BoxLeastSquares
 from ..errors import InputError
 from ..solar import R_EARTH_PER_R_SUN
 from ..stage import NotMeasurable, StarContext, attr_float, module_main, run_chunk
-from ..timeseries import bin_lightcurve, clean, downsample, robust_std, running_median
+from ..timeseries import (
+    bin_lightcurve,
+    clean,
+    dominant_period,
+    downsample,
+    robust_std,
+    running_median,
+)
 
 MODULE = "transit_search"
 VERSION = "0.2.0"
@@ -89,7 +96,21 @@ DEPTH_SYSTEMATIC = 0.15  # ... each depth also uncertain by this fraction (binni
 SINGLE_EVENT_SHARE = 0.7  # one transit carrying more than this of the total (S/N)^2
 SINGLE_EVENT_SNR = 7.0  # ... and significant on its own: a single event, masked
 ODD_EVEN_MAX_SIGMA = 4.0
-UNIQUENESS_MAX = 0.5  # strongest other dip/bump / the transit's significance, folded
+# A candidate at a ratio p/q (q <= 3, up to VARIABILITY_RATIO_MAX) of the period of a strong
+# stellar variability (Lomb-Scargle power >= 0.2 of the 30-min light curve, 0.2-15 d), whose
+# depth is smaller than that variability's semi-amplitude, is a residual of it (fast spotted
+# stars). Such a star's light curve is also flattened with a window of VARIABILITY_WINDOW_FRACTION
+# of its period when that is shorter than the default.
+VARIABILITY_POWER_MIN = 0.2
+VARIABILITY_PERIOD_TOL = 0.015
+VARIABILITY_RATIO_MAX = 6.0
+VARIABILITY_WINDOW_FRACTION = 0.4
+MIN_WINDOW_D = 0.25
+UNIQUENESS_MAX = 0.5
+# The depth measured against a local straight-line baseline in the light curve itself (not
+# flattened) must be at least this fraction of the flattened depth: the trend, interpolated
+# across masked transits of long duration, can invent a dip (seen on red giants).
+RAW_DEPTH_MIN_FRACTION = 0.5  # strongest other dip/bump / the transit's significance, folded
 FLARE_NSIGMA = 5.0  # bins this far above the trend (flares, hits) are dropped before the search
 DIP_NSIGMA = 4.0  # bins this far below the trend are kept out of it (transits)
 DIP_PAD = 3  # ... with this many bins either side (ingress/egress)
@@ -359,7 +380,8 @@ def _best_boxes(ext: np.ndarray, n_start: int, widths: np.ndarray, sigma: float,
 
 
 def ffa_spectrum(t_start: float, binned: np.ndarray, count: np.ndarray, masked: np.ndarray,
-                 pmin: float, pmax: float, rho: tuple[float, float]) -> Spectrum:
+                 pmin: float, pmax: float, rho: tuple[float, float],
+                 windows: tuple[float, ...] = DETREND_WINDOWS_D) -> Spectrum:
     """Box search of a regular series (``BIN_D`` bins from ``t_start``: ``binned`` the mean
     relative flux, ``count`` the samples per bin, ``masked`` bins left out) at every period
     from pmin to pmax, octave by octave (see the module docstring). Each octave uses residuals
@@ -385,12 +407,12 @@ def ffa_spectrum(t_start: float, binned: np.ndarray, count: np.ndarray, masked: 
         _, dmax_hi = duration_range(hi, rho)
         typical = 13.0 / 24.0 * (math.sqrt(lo * hi) / 365.25) ** (1 / 3) / math.sqrt(
             rho[0] * rho[1]) ** (1 / 3)
-        window = DETREND_WINDOWS_D[0]
-        for w in DETREND_WINDOWS_D[1:]:
+        window = windows[0]
+        for w in windows[1:]:
             if window >= WINDOW_PER_DURATION * typical:
                 break
             # a longer window only where it does not leave stellar variability behind
-            if series_for(w)[2] > WINDOW_NOISE_TOLERANCE * series_for(DETREND_WINDOWS_D[0])[2]:
+            if series_for(w)[2] > WINDOW_NOISE_TOLERANCE * series_for(windows[0])[2]:
                 break
             window = w
         sw, weights, sigma = series_for(window)
@@ -533,8 +555,8 @@ class _Candidate:
 
 
 def _refine(t: np.ndarray, f: np.ndarray, centres: np.ndarray, binned: np.ndarray,
-            p0: float, dur0: float, step: float, sde0: float, window: float
-            ) -> _Candidate | None:
+            p0: float, dur0: float, step: float, sde0: float, window: float,
+            short_window: float = DETREND_WINDOW_D) -> _Candidate | None:
     """Fine BLS grid around a spectrum peak, the trend redone with the transits masked, and
     period, duration and epoch refined on the unbinned samples."""
     good = np.isfinite(binned)
@@ -555,7 +577,8 @@ def _refine(t: np.ndarray, f: np.ndarray, centres: np.ndarray, binned: np.ndarra
 
     width = min(1.5 * duration, 0.5 * period)
     mask = _in_transit(centres, period, tref, width)
-    resid2, trend2 = flatten(binned, mask, window_d=max(window, 3.0 * width))
+    resid2, trend2 = flatten(binned, mask, window_d=max(window, 3.0 * width)
+                             if window > short_window else window)
     good2 = np.isfinite(resid2) & good
     tb2, yb2 = centres[good2], resid2[good2]
 
@@ -592,14 +615,53 @@ def _refine(t: np.ndarray, f: np.ndarray, centres: np.ndarray, binned: np.ndarra
                                else math.nan))
 
 
-def _vet(c: _Candidate) -> None:
+def raw_depth(centres: np.ndarray, binned: np.ndarray, period: float, tref: float,
+              duration: float) -> float:
+    """Depth of the transits in the light curve itself, not flattened: for each transit, the
+    in-transit mean below a straight line through the data 0.75-2 durations either side
+    (the local baseline); the mean over transits. NaN without such data."""
+    good = np.isfinite(binned)
+    x, y = centres[good], binned[good]
+    first = tref - math.floor((tref - x[0]) / period) * period
+    depths = []
+    for mid in np.arange(first, x[-1] + period, period):
+        a, b = np.searchsorted(x, [mid - 2.0 * duration, mid + 2.0 * duration])
+        dx, dy = x[a:b] - mid, y[a:b]
+        inside = np.abs(dx) < 0.5 * duration
+        side = np.abs(dx) > 0.75 * duration
+        if inside.sum() < 2 or (side & (dx < 0)).sum() < 2 or (side & (dx > 0)).sum() < 2:
+            continue
+        slope, icpt = np.polyfit(dx[side], dy[side], 1)
+        depths.append(float(np.mean(icpt + slope * dx[inside] - dy[inside])))
+    return float(np.mean(depths)) if depths else math.nan
+
+
+def _vet(c: _Candidate, variability: tuple[float, float, float] = (math.nan,) * 3,
+         raw: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Sets c.vetting ("pass" or the first failed test), the depth-consistency probability,
-    the uniqueness ratio and, when one transit dominates, that single event's time."""
+    the uniqueness ratio and, when one transit dominates, that single event's time.
+    ``variability`` is (period, power, semi-amplitude) of the star's strongest periodicity."""
     from scipy.stats import chi2
 
     if not (np.isfinite(c.snr) and c.depth > 0 and np.isfinite(c.sigma_d)):
         c.vetting = "no measurable depth"
         return
+    if raw is not None:
+        d_raw = raw_depth(raw[0], raw[1], c.period, c.tref, c.duration)
+        if np.isfinite(d_raw) and d_raw < RAW_DEPTH_MIN_FRACTION * c.depth:
+            c.vetting = (f"the dip is not in the light curve itself ({d_raw * 1e6:.0f} ppm "
+                         f"against its own baseline, {c.depth * 1e6:.0f} ppm flattened)")
+            return
+    p_var, power, amp = variability
+    if np.isfinite(power) and power >= VARIABILITY_POWER_MIN and amp >= c.depth:
+        # residuals of a periodic signal fold coherently at its rational multiples
+        x = c.period / p_var
+        for q in (1, 2, 3):
+            if x * q >= 1.0 - VARIABILITY_PERIOD_TOL and x <= VARIABILITY_RATIO_MAX and abs(
+                    x * q / round(x * q) - 1.0) < VARIABILITY_PERIOD_TOL:
+                c.vetting = (f"at {round(x * q)}/{q} of the stellar variability's period "
+                             f"({p_var:.3f} d)")
+                return
     # Individual transits: depth and error of each epoch with >= half its duration covered.
     phase = (c.tb - c.tref + 0.5 * c.period) % c.period - 0.5 * c.period
     inside = np.abs(phase) < 0.5 * c.duration
@@ -681,6 +743,11 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
         raise NotMeasurable(f"baseline {baseline:.2f} d too short for a transit search "
                             f"(two transits of P >= {PMIN_D} d)")
     rho = density_range(stellar_radius_rsun, stellar_mass_msun)
+    variability = dominant_period(t, f)
+    windows = DETREND_WINDOWS_D
+    if (np.isfinite(variability[1]) and variability[1] >= VARIABILITY_POWER_MIN
+            and VARIABILITY_WINDOW_FRACTION * variability[0] < DETREND_WINDOWS_D[0]):
+        windows = (max(MIN_WINDOW_D, VARIABILITY_WINDOW_FRACTION * variability[0]),)
     t_start = float(centres[0] - 0.5 * BIN_D)
     cadence_d = float(np.median(np.diff(t)))
 
@@ -691,7 +758,7 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
     n_searches = 0
     for _ in range(MAX_SEARCHES):
         n_searches += 1
-        spec = ffa_spectrum(t_start, binned, count, masked, PMIN_D, pmax, rho)
+        spec = ffa_spectrum(t_start, binned, count, masked, PMIN_D, pmax, rho, windows)
         shown = shown or spec
         sde = _sde(spec.power, spec.period)
         event = math.nan
@@ -709,10 +776,11 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
                 continue  # cannot pass; the top peak is refined anyway (single events)
             step = spec.bin_d[i] * spec.period[i] / baseline
             c = _refine(t, f, centres, cand_binned, float(spec.period[i]),
-                        float(spec.duration[i]), step, float(sde[i]), float(spec.window_d[i]))
+                        float(spec.duration[i]), step, float(sde[i]), float(spec.window_d[i]),
+                        windows[0])
             if c is None:
                 continue
-            _vet(c)
+            _vet(c, variability, (centres, cand_binned))
             first = first or c
             if c.vetting == "pass":
                 found = c
