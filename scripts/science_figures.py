@@ -397,25 +397,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     p.add_argument("--jobs", type=int, default=2, help="processes (2)")
     p.add_argument("--outdir", type=Path, default=REPO / "docs", help="docs folder")
+    p.add_argument("--results", type=Path, default=None,
+                   help="re-analyse this science_results.ecsv instead of running the stars")
     args = p.parse_args(argv)
     if not 0 < args.scale <= 10:
         print("science_figures: --scale must be within (0, 10]", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
-    rows = study(args.scale, args.seed, args.jobs)
     from astropy.table import Table
 
+    if args.results:
+        rows = [dict(zip(r.colnames, r, strict=True)) for r in Table.read(args.results)]
+        prior = Table.read(args.results).meta.get("run", "")
+    else:
+        rows = study(args.scale, args.seed, args.jobs)
     args.outdir.mkdir(parents=True, exist_ok=True)
-    Table(rows=rows).write(args.outdir / "science_results.ecsv", format="ascii.ecsv",
-                           overwrite=True)
+    out = Table(rows=rows)
+    run_meta = (f"{len(rows)} stars, seed {args.seed}, scale {args.scale:g}: `make "
+                f"science-figures` (scripts/science_figures.py). Module CPU "
+                f"{sum(r['cpu_s'] for r in rows):.0f} s in all; wall "
+                f"{time.perf_counter() - t0:.0f} s with {args.jobs} processes, load average "
+                f"{load0:.1f} at the start.")
+    out.meta["run"] = prior if args.results and prior else run_meta
+    out.write(args.outdir / "science_results.ecsv", format="ascii.ecsv", overwrite=True)
     tables, summary = analyse(rows)
     figs = figures(rows, args.outdir / "figures")
-    cpu = sum(r["cpu_s"] for r in rows)
-    meta = (f"{len(rows)} stars, seed {args.seed}, scale {args.scale:g}: `make science-figures` "
-            f"(scripts/science_figures.py). Module CPU {cpu:.0f} s in all; wall "
-            f"{time.perf_counter() - t0:.0f} s with {args.jobs} processes, load average "
-            f"{load0:.1f} at the start.")
+    meta = out.meta["run"]
     write_markdown(args.outdir / "science.md", tables, summary, meta)
     print(tables)
     print(meta)
