@@ -49,17 +49,30 @@ def test_no_false_transits_on_quiet_stars_and_giants() -> None:
                 if r["transit_detected"]]
 
 
-@pytest.mark.parametrize("kind", ["giant", "subgiant", "oscillator"])
-def test_bright_oscillators_numax(kind: str) -> None:
-    """Expected excess SNR >= 20: numax within 5 % (the study: >= 80 % of them)."""
-    specs = _pick("seismic", lambda s: s["kind"] == kind and s["overrides"]["vmag"] < 9.0, 2)
-    rows = [sf.run_star(s) for s in specs]
-    good = [r for r in rows if r["seismic_snr_true"] >= 20]
-    if not good:
-        pytest.skip("no bright star of this kind in the first picks")
+@pytest.mark.parametrize("kind,floor", [("giant", 2), ("subgiant", 2), ("oscillator", 2)])
+def test_bright_oscillators_numax(kind: str, floor: int) -> None:
+    """Three stars of a kind with an expected excess SNR >= 15: numax within 5 % for at least
+    two (the study, 60 days: 59-80 % of red giants at 30-250 uHz, 69-85 % of subgiants, 80 %
+    of stars with an expected SNR >= 20). Giants above 50 uHz: below 30 uHz the study finds 3 %
+    in 60 days."""
+    def keep(s: dict) -> bool:
+        if s["kind"] != kind:
+            return False
+        if kind == "giant":
+            return s["overrides"]["numax_uhz"] >= 50.0
+        return s["overrides"]["vmag"] < 9.5
+
+    rows = []
+    for spec in _pick("seismic", keep, 8):
+        row = sf.run_star(spec)
+        if row["seismic_snr_true"] >= 15.0:  # what the generator expects an ideal search to see
+            rows.append(row)
+        if len(rows) == 3:
+            break
+    assert len(rows) == 3
     ok = [np.isfinite(r["numax"]) and abs(r["numax"] / r["numax_true"] - 1) < sf.NUMAX_TOL
-          for r in good]
-    assert sum(ok) >= len(ok) - 1 and any(ok), [(r["numax_true"], r["numax"]) for r in good]
+          for r in rows]
+    assert sum(ok) >= floor, [(r["numax_true"], r["numax"], r["seismic_snr_true"]) for r in rows]
 
 
 def test_no_false_seismic_detections_on_quiet_stars() -> None:
