@@ -170,3 +170,18 @@ def test_ingest_stitches_kepler_quarters(tmp_path: Path, real_data: Path) -> Non
     assert t.min() < -1800 and t.max() < -1500  # 2009-2010: before BJD 2457000
     assert t.max() - t.min() > 250
     assert lc.cadence_s == pytest.approx(1765.5, rel=1e-3)
+
+
+def test_empty_pdcsap_falls_back_to_sap(tmp_path: Path) -> None:
+    """Archives deliver Kepler/TESS files whose PDCSAP column is all NaN: SAP is used."""
+    t = np.linspace(100.0, 101.0, 50)
+    cols = [fits.Column("TIME", "D", array=t),
+            fits.Column("PDCSAP_FLUX", "E", array=np.full(50, np.nan)),
+            fits.Column("SAP_FLUX", "E", array=np.full(50, 5.0e4)),
+            fits.Column("QUALITY", "J", array=np.zeros(50, np.int32))]
+    primary = fits.PrimaryHDU()
+    primary.header["TELESCOP"] = "TESS"
+    p = tmp_path / "tess.fits"
+    fits.HDUList([primary, fits.BinTableHDU.from_columns(cols)]).writeto(p)
+    lc = lightcurve.read_any(p)
+    assert lc.provenance["flux_column"] == "SAP_FLUX" and np.all(lc.flux == 5.0e4)

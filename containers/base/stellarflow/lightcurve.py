@@ -147,9 +147,16 @@ def _read_fits(path: Path) -> LightCurve:
             header.update(hdu.header)
             if "TIME" not in names:
                 raise InputError(path, "FITS light curve has no TIME column")
-            fcol = _fits_column(data, names, ("PDCSAP_FLUX", "SAP_FLUX"))
+            # PDCSAP (systematics-corrected) when it has data, else SAP: archives deliver
+            # files whose PDCSAP column is empty (targets the PDC pipeline skipped).
+            fcol = None
+            for cand in ("PDCSAP_FLUX", "SAP_FLUX", "FLUX"):
+                if cand in names and np.isfinite(np.asarray(data[cand], dtype=np.float64)).any():
+                    fcol = cand
+                    break
             if fcol is None:
-                raise InputError(path, "FITS light curve has neither PDCSAP_FLUX nor SAP_FLUX")
+                raise InputError(path, "FITS light curve has no finite PDCSAP_FLUX, SAP_FLUX or "
+                                       "FLUX")
             ecol = fcol + "_ERR" if fcol + "_ERR" in names else None
             qcol = _fits_column(data, names, ("QUALITY", "SAP_QUALITY"))
             time = np.asarray(data["TIME"], dtype=np.float64)
