@@ -179,3 +179,13 @@ def test_overrides_fix_drawn_values() -> None:
     assert tr.kind == "giant" and tr.numax_uhz == pytest.approx(80.0) and tr.vmag == 9.0
     with pytest.raises(ValueError, match="unknown kind"):
         synthetic.simulate_star(3, 10.0, 60.0, seed=1, kind="pulsar")
+
+
+def test_cli_kepler_era(tmp_path: Path) -> None:
+    out = tmp_path / "kep"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--stars", "1", "--days", "2", "--seed", "5",
+         "--observation-id", "kep", "--kepler-era"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lc = lightcurve.read_any(out / "lightcurves" / "star00000.h5")
+    assert lc.time[0] == pytest.approx(synthetic.KEPLER_ERA_START)
