@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..stage import STATUS_FAILED, STATUS_OK, module_main, one_line, provenance, write_star_status
 
 MODULE = "ingest"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 
 def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:

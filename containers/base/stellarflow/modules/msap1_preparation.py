@@ -22,7 +22,7 @@ from .. import lightcurve, solar
 from ..stage import StarContext, attr_float, module_main, run_chunk
 
 MODULE = "msap1_preparation"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 SEGMENT_GAP_D = 0.5  # a gap longer than this starts a new detrending segment
 CLIP_SIGMA_UPPER = 4.0  # cosmic rays and unflagged outliers are upward; transits are not clipped

@@ -23,7 +23,7 @@ from .. import solar
 from ..stage import StarContext, attr_float, module_main, run_chunk
 
 MODULE = "msap5_stellar_parameters"
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 NUMAX_SUN = solar.NUMAX_SUN_UHZ  # µHz (Huber et al. 2011)
 DNU_SUN = solar.DNU_SUN_UHZ
