@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -768,9 +767,6 @@ def search(time_d: np.ndarray, flux_rel: np.ndarray, stellar_radius_rsun: float 
         if cadence_d > BIN_D:  # long cadence fills one bin in a few: count its neighbours
             near = int(math.ceil(cadence_d / BIN_D))
             has_data = (np.convolve(count > 0, np.ones(2 * near - 1), mode="same") > 0) & ~masked
-        if os.environ.get("STELLARFLOW_TRANSIT_DEBUG"):
-            print("search", n_searches, [(round(float(spec.period[i]), 3), round(float(sde[i]), 1))
-                                         for i in _peaks(spec, N_CANDIDATES, has_data, t_start)])
         for rank, i in enumerate(_peaks(spec, N_CANDIDATES, has_data, t_start)):
             if rank > 0 and sde[i] < SDE_MIN:
                 continue  # cannot pass; the top peak is refined anyway (single events)
