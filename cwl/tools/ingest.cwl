@@ -22,7 +22,7 @@ requirements:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/ingest:1.0.0
+    dockerPull: localhost/stellarflow/ingest:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
@@ -60,7 +60,7 @@ outputs:
     doc: "<chunk_id>.lightcurves.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.lightcurves.summary.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -18,7 +18,7 @@ requirements:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/msap1_preparation:1.0.0
+    dockerPull: localhost/stellarflow/msap1_preparation:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -59,7 +59,7 @@ outputs:
     doc: "<chunk_id>.prepared.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.prepared.summary.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

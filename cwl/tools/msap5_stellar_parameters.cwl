@@ -15,7 +15,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/msap5_stellar_parameters:1.0.0
+    dockerPull: localhost/stellarflow/msap5_stellar_parameters:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 512
@@ -60,7 +60,7 @@ outputs:
     doc: "<chunk_id>.parameters.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.parameters.summary.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -14,7 +14,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/transit_search:1.0.0
+    dockerPull: localhost/stellarflow/transit_search:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -53,7 +53,7 @@ outputs:
     doc: "<chunk_id>.transit.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.transit.summary.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers
