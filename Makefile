@@ -21,7 +21,7 @@ DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
         validate-site bench bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
-        release import-release clean
+        release import-release clean science-figures science-cost
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -52,10 +52,16 @@ demo: install images ## generate ~24 stars, run them under Toil, print the catal
 	@echo "Report: $(CURDIR)/build/demo/out/demo/report.html"
 
 test: install images ## the default test suite (pytest-xdist), ~30 min at most
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m "not slow"
+	$(PY) -m pytest -n $(JOBS) -m "not slow"
 
 test-slow: install images ## the slow tests only
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -m slow
+	$(PY) -m pytest -n $(JOBS) -m slow
+
+science-figures: install ## completeness + false alarms, 600 synthetic stars -> docs/science.md
+	$(PY) scripts/science_figures.py --jobs $(JOBS)
+
+science-cost: install ## science CPU per star and module, 30-730 d at 25 s (docs/science.md)
+	$(PY) scripts/science_cost.py --markdown
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check containers triggers dummy_pipeline scripts tests jobstore_config/toil-plugin

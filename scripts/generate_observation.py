@@ -2,7 +2,7 @@
 """Generate a synthetic PLATO-like observation: manifest.yaml, lightcurves/*.h5, truths.ecsv.
 
 Usage: scripts/generate_observation.py OUTDIR --stars N --days D [--cadence-s 25]
-       --seed S --observation-id ID
+       --seed S --observation-id ID [--time-start T | --kepler-era]
 """
 
 from __future__ import annotations
@@ -28,12 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cadence-s", type=float, default=25.0, help="cadence, seconds (25)")
     p.add_argument("--seed", type=int, required=True, help="random seed (same seed, same data)")
     p.add_argument("--observation-id", required=True, help="observation id [A-Za-z0-9._-]{1,64}")
+    p.add_argument("--time-start", type=float, default=synthetic.TIME_START,
+                   help=f"first time stamp, BJD_TDB - 2457000 ({synthetic.TIME_START:g})")
+    p.add_argument("--kepler-era", action="store_true",
+                   help=f"start at {synthetic.KEPLER_ERA_START:g} (negative times, as Kepler's)")
     args = p.parse_args(argv)
     problems = []
     if args.stars < 1:
         problems.append("--stars must be >= 1")
     if not 0.5 <= args.days <= 1000:
         problems.append("--days must be within 0.5-1000")
+    if not -1e5 < args.time_start < 1e5:
+        problems.append("--time-start must be within +-1e5 d of BJD 2457000")
     if not 1.0 <= args.cadence_s <= 3600:
         problems.append("--cadence-s must be within 1-3600")
     if args.seed < 0:
@@ -45,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.perf_counter()
     try:
+        start = synthetic.KEPLER_ERA_START if args.kepler_era else args.time_start
         truths = synthetic.generate(args.outdir, args.stars, args.days, args.seed,
-                                    args.observation_id, cadence_s=args.cadence_s)
+                                    args.observation_id, cadence_s=args.cadence_s,
+                                    time_start=start)
     except OSError as exc:
         print(f"generate_observation: {args.outdir}: {exc.strerror or exc}", file=sys.stderr)
         return 2

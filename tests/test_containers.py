@@ -542,7 +542,7 @@ def images_match_code(bi) -> bool:
 
 def h5_content(path: Path) -> dict[str, object]:
     """Every dataset and attribute of a chunk file, minus where/when/in what it ran."""
-    skip = {"image", "image_digest", "host", "created_utc", "cpu_s"}
+    skip = {"image", "image_digest", "runtime", "host", "created_utc", "cpu_s"}
     out: dict[str, object] = {}
 
     def visit(name: str, obj) -> None:

@@ -123,3 +123,36 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
     p = write(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(InputError, match="alias bomb"):
         manifest.load(p)
+
+
+def test_several_files_per_star(tmp_path: Path) -> None:
+    """A star's lightcurve may be a list (quarters, sectors): a File[] in the CWL job."""
+    p = write(tmp_path, star_yaml() + "  - {star_id: s2, lightcurve: [lc/a.txt, lc/b.txt], "
+                                      "teff: 5800}\n")
+    (tmp_path / "lc" / "b.txt").write_text("2 1\n3 1\n")
+    m = manifest.load(p)
+    assert m.stars[1].lightcurve == [(tmp_path / "lc" / n).resolve() for n in ("a.txt", "b.txt")]
+    job = m.cwl_job(chunk_size=5)
+    rec = job["stars"][1]["lightcurve"]
+    assert [r["class"] for r in rec] == ["File", "File"]
+    assert rec[1]["location"] == (tmp_path / "lc" / "b.txt").resolve().as_uri()
+    assert "logg" not in job["stars"][1]  # Teff alone is a valid star
+
+
+@pytest.mark.parametrize("lc,expected", [
+    ("[]", "manifest invalid at stars[0].lightcurve"),
+    ("[lc/a.txt, ../x.txt]", "contains '..'"),
+    ("[lc/a.txt, lc/a.txt]", "lists one light-curve file twice"),
+])
+def test_bad_file_lists(tmp_path: Path, lc: str, expected: str) -> None:
+    p = write(tmp_path, "manifest_version: 1\nobservation_id: o\nworkflow: sas\nstars:\n"
+                        f"  - {{star_id: s1, lightcurve: {lc}}}\n")
+    with pytest.raises(InputError) as err:
+        manifest.load(p)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_file_of_a_list_is_star_level(tmp_path: Path) -> None:
+    p = write(tmp_path, star_yaml(lc="x") .replace('"x"', "[lc/a.txt, lc/gone.txt]"))
+    star = manifest.load(p).stars[0]
+    assert star.lightcurve is None and star.input_error == "lc/gone.txt: light curve not found"

@@ -63,7 +63,8 @@ def test_new_module_writes_the_layout_and_its_code_passes_its_tests(
     if language == "python":
         assert "stellarflow-contracts==1.0.0" in (mdir / "requirements.lock").read_text()
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            str(mdir / "tests")], capture_output=True, text=True,
+                            "-c", os.devnull, "--rootdir", str(mdir), str(mdir / "tests")],
+                           capture_output=True, text=True,
                            env={**runner_env(), "PYTHONPATH": str(mdir)}, cwd=mdir)
         assert r.returncode == 0, r.stdout[-2000:]
 

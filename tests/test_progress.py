@@ -28,11 +28,11 @@ def done(t: str, step: str) -> str:
 
 LOG = "\n".join([
     done("01", "sas.chunk.chunk_stars"),
-    issued("02", "sas_chunk.msap1__ingest.ingest_lightcurves", "aaa"),
-    issued("02", "sas_chunk.msap1__ingest.ingest_lightcurves", "bbb"),
-    done("04", "sas_chunk.msap1__ingest.ingest_lightcurves"),
-    issued("05", "sas_chunk.msap1__prepare.msap1_preparation", "ccc"),
-    line("09", "Job failed with exit value 1: 'CWLJob' sas_chunk.msap1__prepare.msap1_preparation "
+    issued("02", "sas_chunk.ingest.ingest", "aaa"),
+    issued("02", "sas_chunk.ingest.ingest", "bbb"),
+    done("04", "sas_chunk.ingest.ingest"),
+    issued("05", "sas_chunk.msap1.msap1_preparation", "ccc"),
+    line("09", "Job failed with exit value 1: 'CWLJob' sas_chunk.msap1.msap1_preparation "
                "kind-CWLJob/instance-ccc v1"),
     line("09", 'Log from job "kind-CWLJob/instance-ccc" follows:'),
     "=========>",
@@ -45,8 +45,8 @@ LOG = "\n".join([
 def test_parse_tasks_and_failures() -> None:
     p = progress.parse(LOG, total=16, now=1796119210.0)
     names = [(t.name, t.chunk, t.state) for t in p.tasks]
-    assert names == [("chunk_stars", 1, "COMPLETE"), ("ingest_lightcurves", 1, "COMPLETE"),
-                     ("ingest_lightcurves", 2, "RUNNING"),
+    assert names == [("chunk_stars", 1, "COMPLETE"), ("ingest", 1, "COMPLETE"),
+                     ("ingest", 2, "RUNNING"),
                      ("msap1_preparation", 1, "EXECUTOR_ERROR")]
     failed = p.tasks[-1]
     assert failed.exit_code == 1 and failed.end - failed.start == 4
@@ -57,7 +57,7 @@ def test_parse_tasks_and_failures() -> None:
 
 
 def test_total_from_the_workflow() -> None:
-    # chunk_stars + assemble_catalogue, and 7 tool steps per chunk (MSAP3 included)
+    # chunk_stars + catalogue, and 7 tool steps per chunk (MSAP3 included)
     assert progress.count_steps(SAS, 1) == 9
     assert progress.count_steps(SAS, 3) == 23
 
@@ -70,7 +70,7 @@ def test_plain_lines_when_not_a_terminal(tmp_path: Path) -> None:
         rep.update()
         rep.update()  # same counts: no second line
         (tmp_path / "runner.log").write_text(LOG + "\n" + done("10",
-                                             "sas_chunk.msap1__ingest.ingest_lightcurves"))
+                                             "sas_chunk.ingest.ingest"))
         rep.update(finished=True)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2

@@ -70,8 +70,8 @@ def test_multicore_step_uses_the_parallel_environment(sge_cell, tmp_path):
 
 
 def test_without_the_plugin_toil_9_6_fails_to_submit(sge_cell, tmp_path):
-    """The bug the plugin fixes, on the real cell: with the fix turned off (STELLARFLOW_TOIL5577=off)
-    every submission fails."""
+    """The bug the plugin fixes, on the real cell: with the fix turned off
+    (STELLARFLOW_TOIL5577=off) every submission fails."""
     inv = sites.toil_invocation("grid_engine", jobstore=str(tmp_path / "js"),
                                 workdir=tmp_path / "w", container=False)
     env = runner_env()

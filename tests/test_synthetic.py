@@ -57,10 +57,11 @@ def test_truth_table_columns_units_and_nans(observation: Path) -> None:
         assert col in t.colnames, col
     assert str(t["numax_uhz"].unit) == "uHz" and str(t["prot_d"].unit) == "d"
     assert t["seismic_detectable"].dtype == bool
-    assert list(t["kind"]) == list(synthetic.KIND_CYCLE)
+    assert list(t["kind"]) == list(synthetic.KIND_CYCLE[:10])
     for row in t:
         osc = row["kind"].startswith("oscillator")
         assert math.isfinite(row["numax_uhz"]) == osc == bool(row["seismic_detectable"])
+        assert row["logg_given"]
         assert math.isfinite(row["prot_d"]) == (row["kind"] == "rotator")
         has_planet = row["kind"] in ("transit", "oscillator_transit")
         assert math.isfinite(row["transit_period_d"]) == has_planet
@@ -142,3 +143,50 @@ def test_cli_bad_arguments_are_one_line(tmp_path: Path) -> None:
                                       "--seed", "1", "--observation-id", "bad id"])
     assert code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_hard_cases_of_the_second_ten(tmp_path: Path) -> None:
+    """Positions 10-19: red giants, subgiants, deep transits, strong variability, no log g,
+    and Kepler-era (negative) times when asked."""
+    out = tmp_path / "hard"
+    truths = synthetic.generate(out, n_stars=20, days=12.0, seed=3, observation_id="hard",
+                                time_start=synthetic.KEPLER_ERA_START)
+    by_kind: dict[str, list] = {}
+    for tr in truths:
+        by_kind.setdefault(tr.kind, []).append(tr)
+    for kind in ("giant", "subgiant", "hot_jupiter", "active", "active_transit"):
+        assert kind in by_kind, kind
+    for tr in by_kind["giant"]:
+        assert 10.0 <= tr.numax_uhz <= 250.0 and 1.5 <= tr.dnu_uhz <= 22.0
+        assert tr.logg < 3.5 and tr.teff < 5300
+        assert tr.seismic_snr > 0
+    for tr in by_kind["hot_jupiter"]:
+        assert tr.transit_depth_ppm >= 10_000 and tr.n_transits >= 2  # >= 1 %, >= 2 in 12 d
+    for tr in by_kind["active"] + by_kind["active_transit"]:
+        assert tr.spot_amplitude_ppm >= 3000 and tr.prot_d <= 5.0
+    m = manifest.load(out / "manifest.yaml")
+    no_logg = {s.star_id for s in m.stars if s.logg is None}
+    assert no_logg == {tr.star_id for tr in truths if not tr.logg_given}
+    assert no_logg and all(s.teff is not None for s in m.stars)
+    lc = lightcurve.read_any(out / "lightcurves" / "star00011.h5")
+    assert lc.time[0] == pytest.approx(synthetic.KEPLER_ERA_START) and lc.time[-1] < 0
+    tr = truths[11]
+    assert synthetic.KEPLER_ERA_START <= tr.transit_t0_d < synthetic.KEPLER_ERA_START + 6.0
+
+
+def test_overrides_fix_drawn_values() -> None:
+    _, tr = synthetic.simulate_star(3, 10.0, 60.0, seed=1, kind="giant",
+                                    overrides={"numax_uhz": 80.0, "vmag": 9.0})
+    assert tr.kind == "giant" and tr.numax_uhz == pytest.approx(80.0) and tr.vmag == 9.0
+    with pytest.raises(ValueError, match="unknown kind"):
+        synthetic.simulate_star(3, 10.0, 60.0, seed=1, kind="pulsar")
+
+
+def test_cli_kepler_era(tmp_path: Path) -> None:
+    out = tmp_path / "kep"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(out), "--stars", "1", "--days", "2", "--seed", "5",
+         "--observation-id", "kep", "--kepler-era"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lc = lightcurve.read_any(out / "lightcurves" / "star00000.h5")
+    assert lc.time[0] == pytest.approx(synthetic.KEPLER_ERA_START)

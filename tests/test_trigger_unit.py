@@ -470,3 +470,19 @@ def test_watch_events_wait_for_close(env: Config) -> None:
     svc.on_event("moved", str(env.inbox / ".hidden.yaml"))
     svc.on_event("moved", str(env.inbox / "sub" / "x.yaml"))
     assert taken == ["w.yaml", "renamed-in.yaml"]
+
+
+def test_dataset_line_names_several_files(tmp_path: Path) -> None:
+    """Several files of one star: one field, joined by ';' (the manifest's list)."""
+    from stellarflow.errors import InputError
+    from stellarflow_trigger.dataset import parse_line
+
+    ds = tmp_path / "stars.csv"
+    star = parse_line(ds, "K90, q3.fits;q4.fits; q5.fits, 6080")
+    assert star == {"star_id": "K90", "lightcurve": ["q3.fits", "q4.fits", "q5.fits"],
+                    "teff": 6080.0}
+    assert parse_line(ds, "s lc/a.h5 5800")["lightcurve"] == "lc/a.h5"
+    for bad, expected in (("K90, q3.fits;;q5.fits", "empty file name"),
+                          ("K90, q3.fits;../x.fits", "contains '..'")):
+        with pytest.raises(InputError, match=expected):
+            parse_line(ds, bad)

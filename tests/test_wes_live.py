@@ -32,7 +32,7 @@ from stellarflow_trigger.wes import hostile
 
 # One worker runs them all, in order: the later tests read the runs the earlier ones made
 # (make test passes --dist loadgroup to pytest-xdist).
-pytestmark = pytest.mark.xdist_group("wes-live")
+pytestmark = pytest.mark.xdist_group(name="wes-live")
 REPO = Path(__file__).resolve().parents[1]
 SAS = REPO / "cwl" / "workflows" / "sas.cwl"
 WES = "/ga4gh/wes/v1"
@@ -198,7 +198,7 @@ def test_page_during_and_after_a_run(live: SimpleNamespace) -> None:
     assert '<span class="state s-COMPLETE">COMPLETE</span>' in row.group(2)
     detail = page_run(live, rid)
     names = {t["name"] for t in detail["tasks"]}
-    assert {"msap1_preparation", "transit_search", "assemble_catalogue"} <= names
+    assert {"msap1_preparation", "transit_search", "catalogue"} <= names
     assert {"catalogue.ecsv", "report.html", "runner.log"} <= {f["name"] for f in detail["files"]}
     assert [f["star_id"] for f in detail["failed_stars"]] == ["ghost"]
     assert "not found" in detail["failed_stars"][0]["error"]
@@ -242,7 +242,13 @@ def test_cancel_ends_toil_and_nothing_else(live: SimpleNamespace) -> None:
 @pytest.fixture(scope="module")
 def guarded(live: SimpleNamespace):
     """A second server on the same ledger, with a token (no --insecure-loopback), that runs
-    nothing (--no-runs): the finished runs above give schemathesis real runs and tasks."""
+    nothing (--no-runs): finished runs give schemathesis real runs and tasks. (pytest-xdist may
+    give these tests another worker than the ones above, with a live server of its own: then one
+    run is made here.)"""
+    if httpx.get(live.url + WES + "/runs", timeout=30).json()["total_runs"] == 0:
+        rid = submit(live, "seed")
+        wait_for(lambda: httpx.get(f"{live.url}{WES}/runs/{rid}/status", timeout=30).json()[
+            "state"] in ("COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR"))
     hostile.prepare(live.data, live.root / "outside")
     tok_dir = live.root / "tok"
     subprocess.run([sys.executable, "-m", "stellarflow.cli", "serve", "--init-token",
@@ -281,6 +287,6 @@ def test_schemathesis(guarded: SimpleNamespace, spec: str, base: str) -> None:
                          capture_output=True, text=True, timeout=600, cwd=guarded.root)
     summary = out.stdout[out.stdout.rfind("SUMMARY"):]
     (guarded.root / f"schemathesis-{spec}.txt").write_text(out.stdout)
-    assert httpx.get(guarded.url + WES + "/runs").json()["total_runs"] >= 3  # real runs seen
+    assert httpx.get(guarded.url + WES + "/runs").json()["total_runs"] >= 1  # real runs seen
     assert out.returncode == 0, summary or out.stderr[-2000:]
     assert guarded.proc.poll() is None

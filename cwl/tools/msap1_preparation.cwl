@@ -18,7 +18,7 @@ requirements:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/msap1_preparation:1.0.0
+    dockerPull: localhost/stellarflow/msap1_preparation:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -65,7 +65,7 @@ outputs:
     doc: "<chunk_id>.prepared.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.prepared.profile.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -4,7 +4,8 @@ The module's direct dependencies are its pyproject.toml's; pip's resolver (`pip 
 --report`, on this host, whose Python 3.11 and glibc the images share) chooses the rest. Unless
 module.yml says `project_lock: false`, the project's requirements.lock constrains the versions, so
 a module gives the same numbers in its image and in the venv; a module that says false (the fake
-module, on numpy 1.x) resolves its own pins. stellarflow-contracts is pinned to containers/contracts.
+module, on numpy 1.x) resolves its own pins. stellarflow-contracts is pinned to the checkout's
+containers/contracts.
 """
 
 from __future__ import annotations

@@ -27,7 +27,9 @@ MAX_YAML_NODES = 200_000
 @dataclass
 class Star:
     star_id: str
-    lightcurve: Path | None  # resolved absolute path; None when input_error is set
+    # resolved absolute path, or a list of them (several files of one star); None when
+    # input_error is set
+    lightcurve: Path | list[Path] | None
     teff: float | None = None
     logg: float | None = None
     feh: float | None = None
@@ -35,7 +37,10 @@ class Star:
 
     def to_cwl(self) -> dict[str, Any]:
         rec: dict[str, Any] = {"star_id": self.star_id}
-        if self.lightcurve is not None:
+        if isinstance(self.lightcurve, list):
+            rec["lightcurve"] = [{"class": "File", "location": p.as_uri()}
+                                 for p in self.lightcurve]
+        elif self.lightcurve is not None:
             rec["lightcurve"] = {"class": "File", "location": self.lightcurve.as_uri()}
         for key in ("teff", "logg", "feh", "input_error"):
             value = getattr(self, key)
@@ -213,16 +218,25 @@ def load_bytes(path: str | os.PathLike[str], raw: bytes, *,
     validate_document(p, doc)
     stars = []
     for s in doc["stars"]:
-        lc = resolve_lightcurve(p, s["lightcurve"])
+        rels = s["lightcurve"] if isinstance(s["lightcurve"], list) else [s["lightcurve"]]
+        resolved = [resolve_lightcurve(p, rel) for rel in rels]
+        if len(set(resolved)) < len(resolved):
+            raise InputError(p, f"star {s['star_id']!r} lists one light-curve file twice")
         err = None
-        if not lc.exists():
-            err = f"{s['lightcurve']}: light curve not found"
-        elif not lc.is_file():
-            err = f"{s['lightcurve']}: light curve is not a regular file"
-        elif not os.access(lc, os.R_OK):
-            err = f"{s['lightcurve']}: light curve is not readable"
+        for rel, lc in zip(rels, resolved, strict=True):
+            if not lc.exists():
+                err = f"{rel}: light curve not found"
+            elif not lc.is_file():
+                err = f"{rel}: light curve is not a regular file"
+            elif not os.access(lc, os.R_OK):
+                err = f"{rel}: light curve is not readable"
+            if err:
+                break
+        chosen: Path | list[Path] | None = None
+        if not err:
+            chosen = resolved if isinstance(s["lightcurve"], list) else resolved[0]
         stars.append(Star(
-            star_id=s["star_id"], lightcurve=None if err else lc,
+            star_id=s["star_id"], lightcurve=chosen,
             teff=s.get("teff"), logg=s.get("logg"), feh=s.get("feh"), input_error=err,
         ))
     return Manifest(path=p, observation_id=doc["observation_id"], workflow=doc["workflow"],

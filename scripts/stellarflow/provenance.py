@@ -504,28 +504,27 @@ class CrateBuilder:
             "startTime": info.started, "endTime": info.ended, "actionStatus": {"@id": status}})
         org["object"] = controls
 
-    def inputs(self) -> tuple[list, dict[str, Any]]:
+    def inputs(self) -> tuple[list, dict[str, list]]:
         """The run's object: every light curve File (sha256), the parameters, the job file and
-        the manifest; returns them and star_id -> light-curve entity."""
+        the manifest; returns them and star_id -> its light-curve entities."""
         info = self.info
         main_in = {p["id"].rsplit("/", 1)[-1]: self.pid(p["id"])
                    for p in self.procs["#main"].doc.get("inputs") or []}
         objects: list[Any] = []
-        by_star: dict[str, Any] = {}
+        by_star: dict[str, list] = {}
         for star in info.job.get("stars") or []:
-            lc = star.get("lightcurve")
-            if not isinstance(lc, dict):
-                continue
-            path = _local_path(lc)
-            if path is None or not path.exists():
-                continue
-            ent = self.add_file(path, path.resolve().as_uri(),
-                                {"description": f"light curve of {star.get('star_id')}",
-                                 "identifier": str(star.get("star_id")),
-                                 "exampleOfWork": {"@id": main_in.get("stars", self.wf_path)}})
-            by_star[str(star.get("star_id"))] = ent
-            if ent not in objects:
-                objects.append(ent)
+            lcs = star.get("lightcurve")  # one File, or several (stitched by ingest)
+            for lc in lcs if isinstance(lcs, list) else [lcs]:
+                path = _local_path(lc) if isinstance(lc, dict) else None
+                if path is None or not path.exists():
+                    continue
+                ent = self.add_file(path, path.resolve().as_uri(), {
+                    "description": f"light curve of {star.get('star_id')}",
+                    "identifier": str(star.get("star_id")),
+                    "exampleOfWork": {"@id": main_in.get("stars", self.wf_path)}})
+                by_star.setdefault(str(star.get("star_id")), []).append(ent)
+                if ent not in objects:
+                    objects.append(ent)
         for key in ("observation_id", "chunk_size"):
             if key in info.job:
                 objects.append(self.entity(f"#{self.run_uuid}-param-{key}", {
@@ -618,7 +617,10 @@ class CrateBuilder:
                 name = item.get("name", "")
                 sid = self.star_alias.get(item.get("star_id"), item.get("star_id"))
                 if sid and sid in stars_lc:
-                    objects.append(stars_lc[sid])
+                    match = [e for e in stars_lc[sid] if e.get("name") == name]
+                    for ent in match or stars_lc[sid]:
+                        if ent not in objects:
+                            objects.append(ent)
                 elif sid and self.star_alias:
                     continue  # another member's star of a merged run
                 elif name in produced:
@@ -697,7 +699,7 @@ class CrateBuilder:
                 "endTime": max(ends) if ends else None,
                 "description": f"{chunk}: {len(stars)} stars ({', '.join(stars)})",
                 "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}})
-            sub["object"] = [stars_lc[s] for s in stars if s in stars_lc]
+            sub["object"] = [e for s in dict.fromkeys(stars) for e in stars_lc.get(s, [])]
             sub["result"] = last.get("result") or []
             controls.append(self.entity(f"#{tag}-{chunk}-step", {
                 "@type": "ControlAction", "name": f"orchestrate {sub_step.name} ({chunk})",
@@ -716,7 +718,7 @@ class CrateBuilder:
                 "description": "ExpressionTool run by the engine itself (no container, no "
                                "profile)",
                 "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}})
-            act["object"] = list(stars_lc.values())
+            act["object"] = [e for ents in stars_lc.values() for e in ents]
             act["result"] = [chunks_pv]
             controls.insert(0, self.entity(f"#{tag}-chunk-step", {
                 "@type": "ControlAction", "name": f"orchestrate {chunk_step.name}",

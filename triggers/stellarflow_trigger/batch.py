@@ -84,8 +84,8 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     """Write per-observation folders split_dir/<observation_id>/ from a merged run's outputs."""
     import numpy as np
     from astropy.table import MaskedColumn
-
     from catalogue import write_report  # the catalogue module's report (installed in the venv)
+
     from stellarflow_contracts.catalogue import read_catalogue
 
     members = batch["members"]

@@ -2,11 +2,13 @@
 a star; new lines are batched into observations.
 
 Line format: ``star_id, lightcurve[, teff[, logg[, feh]]]`` (commas or whitespace; ``#`` comments,
-blank lines and a ``star_id,...`` header are skipped; ``-``/``nan``/empty = not given). Light-curve
-paths are relative to the dataset file's folder, with the manifest's rules (no ``..``, no absolute
-path, no symlink escape). Only complete lines (ending in a newline) count. New lines become an
-observation ``<dataset stem>-L<first>-<last>`` (line numbers; at most --max-stars stars, a repeated
-star id starts the next one) written as a manifest beside the dataset (hidden name) and taken
+blank lines and a ``star_id,...`` header are skipped; ``-``/``nan``/empty = not given). Several
+files of one star (quarters, sectors) are one field joined by ``;``:
+``KIC11442793, q3.fits;q4.fits;q5.fits, 6080``. Light-curve paths are relative to the dataset
+file's folder, with the manifest's rules (no ``..``, no absolute path, no symlink escape).
+Only complete lines (ending in a newline) count. New lines become an observation
+``<dataset stem>-L<first>-<last>`` (line numbers; at most --max-stars stars, a repeated star id
+starts the next one) written as a manifest beside the dataset (hidden name) and taken
 through the same intake as an inbox manifest. A bad line goes to INBOX/failed/ with its reason.
 The byte offset consumed is stored in the ledger in the same transaction as what it produced.
 """
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .service import Service
 
 OPTIONAL = ("teff", "logg", "feh")
+LIST_SEPARATOR = ";"  # several light-curve files of one star in one field
 
 
 def parse_line(dataset: Path, text: str) -> dict[str, Any]:
@@ -40,7 +43,12 @@ def parse_line(dataset: Path, text: str) -> dict[str, Any]:
     if len(fields) < 2 or len(fields) > 5:
         raise InputError(dataset, f"expected 'star_id, lightcurve[, teff[, logg[, feh]]]', "
                                   f"got {len(fields)} field(s)")
-    star: dict[str, Any] = {"star_id": fields[0], "lightcurve": fields[1]}
+    files = [part.strip() for part in fields[1].split(LIST_SEPARATOR)]
+    if len(files) > 1 and not all(files):
+        raise InputError(dataset, f"empty file name in the list {fields[1]!r} (files are joined "
+                                  f"by '{LIST_SEPARATOR}')")
+    star: dict[str, Any] = {"star_id": fields[0],
+                            "lightcurve": files if len(files) > 1 else fields[1]}
     for key, val in zip(OPTIONAL, fields[2:], strict=False):
         if val.lower() in ("", "-", "nan"):
             continue
@@ -53,7 +61,8 @@ def parse_line(dataset: Path, text: str) -> dict[str, Any]:
         star[key] = num
     validate_document(dataset, {"manifest_version": 1, "observation_id": "line",
                                 "workflow": "sas", "stars": [star]})
-    resolve_lightcurve(dataset, star["lightcurve"])
+    for rel in (files if len(files) > 1 else [fields[1]]):
+        resolve_lightcurve(dataset, rel)
     return star
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import catalogue
+
 from stellarflow_contracts.catalogue import COLUMN_NAMES, FAKE_STAGES_META, read_catalogue
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -152,9 +152,16 @@ def _read_fits(path: Path) -> LightCurve:
             header.update(hdu.header)
             if "TIME" not in names:
                 raise InputError(path, "FITS light curve has no TIME column")
-            fcol = _fits_column(data, names, ("PDCSAP_FLUX", "SAP_FLUX"))
+            # PDCSAP (systematics-corrected) when it has data, else SAP: archives deliver
+            # files whose PDCSAP column is empty (targets the PDC pipeline skipped).
+            fcol = None
+            for cand in ("PDCSAP_FLUX", "SAP_FLUX", "FLUX"):
+                if cand in names and np.isfinite(np.asarray(data[cand], dtype=np.float64)).any():
+                    fcol = cand
+                    break
             if fcol is None:
-                raise InputError(path, "FITS light curve has neither PDCSAP_FLUX nor SAP_FLUX")
+                raise InputError(path, "FITS light curve has no finite PDCSAP_FLUX, SAP_FLUX or "
+                                       "FLUX")
             ecol = fcol + "_ERR" if fcol + "_ERR" in names else None
             qcol = _fits_column(data, names, ("QUALITY", "SAP_QUALITY"))
             flux_units = str(hdu.columns[hdu.columns.names[names.index(fcol)]].unit or "")
@@ -236,6 +243,60 @@ def _read_table(path: Path) -> LightCurve:
         provenance={"source_format": "table",
                     "time_conversion": "none (table times taken as BJD_TDB-2457000)"},
     )
+
+
+STITCH_CADENCE_TOLERANCE = 0.01  # files of one star must share their cadence to 1 %
+
+
+def stitch(parts: list[tuple[str | os.PathLike[str], LightCurve]]) -> LightCurve:
+    """One light curve from several files of one star (Kepler quarters, TESS sectors, PLATO
+    quarters): each file divided by the median of its good flux (instruments, apertures and
+    detectors change between files, so their levels do), then all sorted by time. Files must
+    not overlap in time and must share one cadence; InputError naming the file otherwise."""
+    if not parts:
+        raise InputError(None, "no light-curve files given")
+    if len(parts) == 1:
+        return parts[0][1]
+    spans = []
+    for src, lc in parts:
+        good = np.isfinite(lc.time) & np.isfinite(lc.flux) & (lc.quality == 0)
+        level = float(np.median(lc.flux[good]))
+        if not np.isfinite(level) or level == 0:
+            raise InputError(src, "median of the good flux is zero or not finite: cannot "
+                                  "normalise it for stitching")
+        t = lc.time[np.isfinite(lc.time)]
+        spans.append((float(t.min()), float(t.max()), src, lc, level))
+    spans.sort(key=lambda x: x[0])
+    cad0 = spans[0][3].cadence_s
+    for (_, a1, asrc, alc, _), (b0, _, bsrc, _, _) in zip(spans[:-1], spans[1:], strict=True):
+        if b0 < a1 - 0.5 * alc.cadence_s / 86400.0:
+            raise InputError(bsrc, f"overlaps {Path(asrc).name} in time ({b0:.4f} < {a1:.4f}, "
+                                   "BJD_TDB - 2457000): give each span once")
+    for _, _, src, lc, _ in spans:
+        if abs(lc.cadence_s / cad0 - 1.0) > STITCH_CADENCE_TOLERANCE:
+            raise InputError(src, f"cadence {lc.cadence_s:.1f} s differs from "
+                                  f"{Path(spans[0][2]).name}'s {cad0:.1f} s: stitch files of "
+                                  "one cadence")
+    time = np.concatenate([x[3].time for x in spans])
+    flux = np.concatenate([x[3].flux / x[4] for x in spans])
+    err = np.concatenate([x[3].flux_err / x[4] for x in spans])
+    quality = np.concatenate([x[3].quality for x in spans])
+    first = spans[0][3]
+    prov = dict(first.provenance)
+    prov["source_file"] = ", ".join(Path(x[2]).name for x in spans)
+    prov["stitched"] = (f"{len(spans)} files, each divided by the median of its good flux, "
+                        "sorted by time")
+    return LightCurve(star_id=first.star_id, time=time, flux=flux, flux_err=err,
+                      quality=quality, cadence_s=float(np.median([x[3].cadence_s for x in spans])),
+                      provenance=prov)
+
+
+def read_many(paths: list[str | os.PathLike[str]]) -> LightCurve:
+    """Read and stitch several light-curve files of one star (see ``stitch``)."""
+    lc = stitch([(p, read_any(p)) for p in paths])
+    lc.validate(paths[0] if len(paths) == 1 else f"{Path(paths[0]).name} and {len(paths) - 1} "
+                                                  "more (stitched)")
+    return lc
 
 
 def read_any(path: str | os.PathLike[str]) -> LightCurve:

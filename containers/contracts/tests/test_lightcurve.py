@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import h5py
@@ -94,3 +93,50 @@ def test_bad_light_curves(tmp_path: Path, case: str, expected: str) -> None:
         lightcurve.read_any(p)
     assert str(err.value).startswith(str(p)) and expected in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_stitch_normalises_each_file_and_sorts(tmp_path: Path) -> None:
+    a, b = make_lc(300), make_lc(300)
+    b.time = b.time + 10.0
+    b.flux = b.flux * 3.0  # another aperture, another level
+    pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
+    lightcurve.write_file(pa, a)
+    lightcurve.write_file(pb, b)
+    lc = lightcurve.read_many([pb, pa])  # order of the list does not matter
+    assert np.all(np.diff(lc.time) > 0) and lc.time.size == 600
+    assert np.median(lc.flux[:300]) == pytest.approx(1.0, abs=1e-3)
+    assert np.median(lc.flux[300:]) == pytest.approx(1.0, abs=1e-3)
+    assert "a.h5, b.h5" in lc.provenance["source_file"] and "2 files" in lc.provenance["stitched"]
+
+
+@pytest.mark.parametrize("case,expected", [("overlap", "overlaps a.h5 in time"),
+                                           ("cadence", "cadence 60.0 s differs")])
+def test_stitch_refuses_overlaps_and_mixed_cadences(tmp_path: Path, case: str,
+                                                    expected: str) -> None:
+    a, b = make_lc(300), make_lc(300)
+    if case == "overlap":
+        b.time = b.time + 0.01
+    else:
+        b.time = 3010.0 + np.arange(300) * 60.0 / 86400.0
+        b.cadence_s = 60.0
+    pa, pb = tmp_path / "a.h5", tmp_path / "b.h5"
+    lightcurve.write_file(pa, a)
+    lightcurve.write_file(pb, b)
+    with pytest.raises(InputError) as err:
+        lightcurve.read_many([pa, pb])
+    assert str(err.value).startswith(str(pb)) and expected in str(err.value)
+
+
+def test_empty_pdcsap_falls_back_to_sap(tmp_path: Path) -> None:
+    """Archives deliver Kepler/TESS files whose PDCSAP column is all NaN: SAP is used."""
+    t = np.linspace(100.0, 101.0, 50)
+    cols = [fits.Column("TIME", "D", array=t),
+            fits.Column("PDCSAP_FLUX", "E", array=np.full(50, np.nan)),
+            fits.Column("SAP_FLUX", "E", array=np.full(50, 5.0e4)),
+            fits.Column("QUALITY", "J", array=np.zeros(50, np.int32))]
+    primary = fits.PrimaryHDU()
+    primary.header["TELESCOP"] = "TESS"
+    p = tmp_path / "tess.fits"
+    fits.HDUList([primary, fits.BinTableHDU.from_columns(cols)]).writeto(p)
+    lc = lightcurve.read_any(p)
+    assert lc.provenance["flux_column"] == "SAP_FLUX" and np.all(lc.flux == 5.0e4)

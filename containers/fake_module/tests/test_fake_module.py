@@ -10,8 +10,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from fake_module import sas
+
 from stellarflow_contracts.conform import check_chunk
 
 DATA = Path(__file__).resolve().parent / "data"

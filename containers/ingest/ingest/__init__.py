@@ -1,5 +1,7 @@
 """Ingest: a chunk of stars (FITS, text table or contract HDF5) -> one chunk file of contract
-light curves. A star whose file is missing or bad becomes a failed row; the chunk goes on."""
+light curves. A star may have several files (quarters, sectors): each is divided by its own
+median and they are stitched in time order (``lightcurve.stitch``). A star whose file is
+missing or bad becomes a failed row; the chunk goes on."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from stellarflow_contracts.chunk import (
 from stellarflow_contracts.errors import InputError
 
 MODULE = "ingest"
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 
 def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
@@ -49,8 +51,12 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
                 lcfile = star.get("lightcurve")
                 if not lcfile:
                     raise InputError(None, "no light curve given")
-                profile.note_input(lcfile["path"], "lightcurve", sid)  # for the lineage
-                lc = lightcurve.read_any(lcfile["path"])
+                for item in lcfile if isinstance(lcfile, list) else [lcfile]:
+                    profile.note_input(item["path"], "lightcurve", sid)  # for the lineage
+                if isinstance(lcfile, list):  # several files of one star: stitched
+                    lc = lightcurve.read_many([item["path"] for item in lcfile])
+                else:
+                    lc = lightcurve.read_any(lcfile["path"])
                 lc.star_id = sid  # the manifest's id is authoritative
                 lightcurve.write_group(g, lc)
                 status, error = STATUS_OK, ""
@@ -70,7 +76,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observation-id", required=True, help="observation the chunk belongs to")
     p.add_argument("--chunk-json", required=True,
                    help="the chunk record as JSON: {chunk_id, stars: [{star_id, lightcurve: "
-                        "{path}, teff, logg, feh, input_error}]}")
+                        "{path} or [{path}, ...], teff, logg, feh, input_error}]}")
 
 
 def _run(args: argparse.Namespace) -> None:

@@ -6,10 +6,16 @@ import json
 from pathlib import Path
 
 import h5py
-import numpy as np
-
 import ingest
+import numpy as np
+import pytest
+
 from stellarflow_contracts import lightcurve
+
+REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "real"  # in the repository
+KEPLER90 = ("Kepler-90_kplr011442793-2009350155506_llc.fits",
+            "Kepler-90_kplr011442793-2010009091648_llc.fits",
+            "Kepler-90_kplr011442793-2010174085026_llc.fits")
 
 
 def make_lc(n: int = 500, star_id: str = "s") -> lightcurve.LightCurve:
@@ -40,3 +46,20 @@ def test_ingest_chunk_keeps_good_stars(tmp_path: Path) -> None:
         assert st["c"] == ("failed", "ingest: lc/c.h5: light curve not found")
         assert f["stars/a"].attrs["teff"] == 5000.0
         lightcurve.read_group(f["stars/a"], "a").validate("a")
+
+
+def test_ingest_stitches_kepler_quarters(tmp_path: Path) -> None:
+    chunk = {"chunk_id": "chunk-0000", "stars": [
+        {"star_id": "Kepler-90", "lightcurve": [{"path": str(REAL / n)} for n in KEPLER90],
+         "teff": 6080.0}]}
+    assert ingest.main(["--outdir", str(tmp_path), "--observation-id", "o",
+                        "--chunk-json", json.dumps(chunk)]) == 0
+    with h5py.File(tmp_path / "chunk-0000.lightcurves.h5") as f:
+        g = f["stars/Kepler-90"]
+        assert g.attrs["status"] == "ok", g.attrs["error"]
+        lc = lightcurve.read_group(g, "Kepler-90")
+        assert "3 files" in str(g.attrs["ingest_stitched"])
+    t = lc.time[np.isfinite(lc.time)]
+    assert t.min() < -1800 and t.max() < -1500  # 2009-2010: before BJD 2457000
+    assert t.max() - t.min() > 250
+    assert lc.cadence_s == pytest.approx(1765.5, rel=1e-3)

@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
 
-from stellarflow_contracts import lightcurve
+from stellarflow_contracts import lightcurve, solar
 from stellarflow_contracts.chunk import (
     StarContext,
     attr_float,
@@ -26,10 +26,9 @@ from stellarflow_contracts.chunk import (
     run_chunk,
     write_dataset,
 )
-from stellarflow_contracts.solar import LOGG_SUN, NUMAX_SUN_UHZ, TEFF_SUN_K
 
 MODULE = "msap1_preparation"
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 SEGMENT_GAP_D = 0.5  # a gap longer than this starts a new detrending segment
 CLIP_SIGMA_UPPER = 4.0  # cosmic rays and unflagged outliers are upward; transits are not clipped
@@ -123,19 +122,17 @@ def prepare(lc: lightcurve.LightCurve) -> Prepared:
 
 
 def numax_guess(teff: float, logg: float) -> float:
-    """Scaling-relation νmax (µHz) from Teff and log g; NaN when either is unknown."""
-    if not (np.isfinite(teff) and np.isfinite(logg)):
-        return math.nan
-    return NUMAX_SUN_UHZ * 10 ** (logg - LOGG_SUN) * (teff / TEFF_SUN_K) ** -0.5
+    """Scaling-relation νmax (µHz) from Teff and log g; NaN when either is unknown. MSAP3
+    uses it only to rank candidates (a prior), never to narrow its search."""
+    return solar.numax_from_logg(teff, logg)
 
 
 def seismic_candidate(teff: float, logg: float, cadence_s: float) -> bool:
-    """Whether a solar-like power excess is plausible and observable at this cadence."""
-    if np.isfinite(teff) and teff > TEFF_MAX_SOLAR_LIKE_K:
-        return False
-    guess = numax_guess(teff, logg)
-    nyquist = 1e6 / (2.0 * cadence_s)
-    return not np.isfinite(guess) or guess < 0.95 * nyquist
+    """Whether MSAP3 should look for a solar-like power excess: every star cool enough to
+    have a convective envelope (or of unknown Teff). log g does not decide it: a catalogue
+    log g may be wrong by a whole evolutionary state, and MSAP3 searches from ~5 µHz (red
+    giants) up to its Nyquist limit whatever the log g says."""
+    return not (np.isfinite(teff) and teff > TEFF_MAX_SOLAR_LIKE_K)
 
 
 def process(ctx: StarContext) -> None:

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import h5py
+import msap1_preparation as m1
 import numpy as np
 
-import msap1_preparation as m1
 from stellarflow_contracts import lightcurve
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -53,3 +53,10 @@ def test_chunk_on_the_fixture(tmp_path: Path) -> None:
         assert f["stars/star00000/prepared/time"].attrs["units"] == "d"
     gate = json.loads((tmp_path / "chunk-0000.msap1.json").read_text())
     assert gate["n_seismic_candidates"] == 3
+
+
+def test_msap1_flags_giants_and_stars_without_logg() -> None:
+    assert m1.seismic_candidate(4700.0, 2.4, 1765.5)  # red giant, Kepler long cadence
+    assert m1.seismic_candidate(5800.0, math.nan, 25.0)  # Teff only
+    assert m1.seismic_candidate(5800.0, 4.4, 1765.5)  # a log g can be wrong: searched anyway
+    assert not m1.seismic_candidate(7500.0, 4.0, 25.0)  # no convective envelope

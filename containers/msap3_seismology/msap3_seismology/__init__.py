@@ -1,27 +1,37 @@
-"""MSAP3 seismology: global solar-like oscillation parameters (numax, Delta nu) of one star.
+"""MSAP3 seismology: global solar-like oscillation parameters (numax, Delta nu) of one star,
+from dwarfs to red giants, with or without a log g.
 
 Method (``measure``):
 
-1. Spectrum. Relative flux in ppm, high-passed (triangular running mean, 2 x 0.5 d) so that
-   rotation cannot leak into the p-mode range through the gaps; significant dips (transits)
-   are cut out (1-h running mean below -5 robust sigma, +-1 h) so their sharp edges cannot
-   make a comb of orbital harmonics. Power density from astropy ``LombScargle`` (fast method,
-   ``normalization='psd'``) on a 1/T grid up to Nyquist, scaled to ppm^2/uHz by Parseval.
-2. Background. Medians in 0.02-dex bins (/ln 2, the mean of a chi^2 2-dof spectrum), fitted
-   in log space (scipy least_squares, soft-L1) by white noise + two Harvey profiles (exponent
-   4, times the sinc^2 exposure attenuation); a running median is the fallback.
-3. Search. For trial numax on a log grid (NUMAX_MIN_UHZ - min(NUMAX_MAX_UHZ, 0.85 Nyquist),
-   or a factor 2 around ``numax_guess``): excess SNR = (mean PSD/background - 1) x sqrt(bins)
-   over one expected envelope FWHM (0.66 numax^0.88, Mosser et al. 2012), against the fit
-   corrected by a straight line through its residuals on both flanks; comb SNR = the
-   smoothed autocorrelation of PSD/background at lags 0.75-1.3 Dnu_exp (Dnu_exp = 0.263
-   numax^0.772, Stello et al. 2009) in units of white-noise scatter. The trial with the
-   largest sum is the candidate. Detected when excess >= EXCESS_SNR_MIN and comb >=
-   COMB_SNR_MIN (smooth background errors raise the excess but not the comb; combs without
-   an excess are not p-mode envelopes); otherwise numax/Dnu are NaN.
+1. Bands. The numax search runs from NUMAX_FLOOR_UHZ (or the lowest numax whose Delta nu spans
+   MIN_DNU_BINS frequency bins of the light curve) to 0.85 of the Nyquist frequency, split into
+   bands (``BAND_EDGES_UHZ``). Each band gets its own spectrum: the light curve is high-passed
+   (triangular running mean) with a width that follows the band's lowest numax, so the
+   envelope and the granulation around it survive while slower signals (rotation, drifts) are
+   removed before they can leak through the gaps; low bands are binned first (cheap, and no
+   band needs frequencies far above its numax). Significant dips (transits) are cut out first
+   (1-h running mean below -5 robust sigma, +-1 h). A strong spot-rotation signal (Lomb-Scargle
+   of the 30-min light curve, 0.2-15 d) has its first harmonics replaced by the background in
+   every spectrum: they would make a comb and an excess.
+2. Spectrum and background, per band. Power density from astropy ``LombScargle`` (fast method,
+   ``normalization='psd'``) on a 1/T grid up to the band's Nyquist, ppm^2/uHz by Parseval.
+   Medians in 0.02-dex bins (/ln 2) fitted in log space (soft L1) by white noise + two Harvey
+   profiles (exponent 4, times the sinc^2 exposure attenuation), knees started across the band.
+3. Search. For trial numax on a log grid (TRIALS_PER_DEX): excess SNR = (mean PSD/background - 1)
+   x sqrt(bins) over one expected envelope FWHM (0.66 numax^0.88, Mosser et al. 2012), against
+   the fit corrected by a straight line through its residuals on both flanks (the background
+   follows each trial); comb SNR = the smoothed autocorrelation of PSD/background at lags
+   0.75-1.3 Dnu_exp (Dnu_exp = 0.263 numax^0.772, Stello et al. 2009) in units of white-noise
+   scatter. Candidates are the local maxima of excess + comb over the trials of all bands;
+   one passes when excess >= EXCESS_SNR_MIN and comb >= COMB_SNR_MIN (numax and Dnu), or when
+   excess >= EXCESS_ALONE_MIN within EXCESS_ALONE_NUMAX_MIN-MAX (numax only: a red giant's
+   few, narrow, mixed modes make a weak comb in a short light curve; below 50 uHz fast rotation
+   makes such an excess too, above 250 uHz modes are resolved and combs strong). A star with
+   a strong rotation signal needs comb >= COMB_SNR_MIN_ACTIVE. A log g (``numax_guess``) only
+   ranks passing candidates: rank = excess + comb - 0.5 (log10(numax/guess)/PRIOR_DEX)^2; it
+   never removes one. No passing candidate: not detected, numax/Dnu NaN.
 4. numax. Background refitted with the envelope masked; the background-subtracted spectrum
-   (unbiased by the background slope, unlike the ratio) smoothed by a Gaussian of FWHM
-   4 Dnu_exp; a Gaussian fitted around its peak gives numax.
+   smoothed by a Gaussian of FWHM 4 Dnu_exp; a Gaussian fitted around its peak gives numax.
 5. Dnu. Autocorrelation of PSD/background over numax +- 0.75 FWHM (structure > Dnu/4
    removed, smoothed over 0.03 Dnu): highest peak within 0.75-1.3 Dnu_exp, which excludes
    the Dnu/2 and 2 Dnu aliases, refined by a Gaussian fit (sub-bin).
@@ -31,6 +41,7 @@ error of a Gaussian fitted to the background-subtracted spectrum averaged in Dnu
 (covariance scaled by the residual scatter), in quadrature with 1 % of numax (spread between
 numax definitions); dnu_err = intrinsic width (sigma) of the ACF peak divided by the number
 of radial orders in the ACF window. ``teff`` is accepted but not used by this method.
+Thresholds: docs/science.md (false-alarm and completeness figures).
 """
 
 from __future__ import annotations
@@ -43,21 +54,59 @@ from pathlib import Path
 import numpy as np
 
 from stellarflow_contracts import chunk as stage
-from stellarflow_contracts.timeseries import mad_std
+from stellarflow_contracts.solar import dnu_expected, envelope_fwhm
+from stellarflow_contracts.timeseries import dominant_period, robust_std, running_mean
 
 MODULE = "msap3_seismology"
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
-HIGHPASS_D = 0.5  # half-width of each running-mean box (days)
-NUMAX_MIN_UHZ = 200.0
-NUMAX_MAX_UHZ = 6000.0
-# Detection needs both: power excess (EXCESS_SNR_MIN) and a mode comb (COMB_SNR_MIN). Set on
-# synthetic non-oscillators (none reached comb 3.5) and weak synthetic oscillators.
+NUMAX_FLOOR_UHZ = 5.0
+NYQUIST_FRACTION = 0.85  # highest trial numax, as a fraction of the Nyquist frequency
+MIN_DNU_BINS = 6.0  # lowest trial numax: Dnu_exp must span this many frequency bins (1/T)
+# Band edges (uHz) of the search; each band has its own high-pass and binning.
+BAND_EDGES_UHZ = (30.0, 150.0)
+# High-pass half-width = HIGHPASS_K / (band's lowest numax): at numax/2.5 (the left flank of
+# the lowest trial) the triangular filter keeps > 98 % of the amplitude.
+HIGHPASS_K = 2.2
+HIGHPASS_MIN_D = 0.5  # dip search and the default of ``highpass``
+BAND_NYQUIST_FACTOR = 3.0  # a band's binned Nyquist >= this x its highest numax
+TRIALS_PER_DEX = 55
+# Detection needs both: power excess (EXCESS_SNR_MIN) and a mode comb (COMB_SNR_MIN); see
+# docs/science.md for the false-alarm rates on non-oscillators that set them.
 EXCESS_SNR_MIN = 3.0
 COMB_SNR_MIN = 3.5
+# An excess this strong is a detection by itself (numax reported, Dnu only when the comb passes):
+# red giants' modes are few, narrow and split (l = 1 mixed modes), so in weeks of data their
+# comb is weak while their excess is large. Set above every non-oscillator's best excess.
+EXCESS_ALONE_MIN = 8.0
+# ... but not below this numax: spot rotation (Prot >= 0.5 d) and its first harmonic put
+# power up to 46 uHz, where it makes an excess without a comb.
+EXCESS_ALONE_NUMAX_MIN = 50.0
+# ... and only for red giants: dwarfs' and subgiants' modes are resolved and their comb is
+# strong (docs/figures/seismic_thresholds.png), while edge effects of large spot signals make
+# broad excesses at high frequency with no comb.
+EXCESS_ALONE_NUMAX_MAX = 250.0
+# PSD/background is capped here before the excess and the comb: chi^2 (2 dof) noise exceeds 15
+# once in 3e6 bins, while a coherent line (Kepler short cadence's long-cadence harmonics,
+# Gilliland et al. 2010; a classical pulsator) would otherwise make an "excess" by itself.
+RATIO_CAP = 15.0
+PRIOR_DEX = 0.3  # width of the log g prior on log10(numax) (catalogue log g errors ~0.15 dex)
 PSD_STORE_MAX = 20000
+REGULAR_TOLERANCE = 0.01  # time stamps within 1 % of a cadence of a regular grid: FFT
 ACF_SMOOTH = 0.03  # ACF smoothing kernel sigma, fraction of Dnu_exp (~ width of a mode peak)
 ACF_WINDOW = 0.75  # ACF over numax +- ACF_WINDOW x envelope FWHM
+HIGHPASS_D = HIGHPASS_MIN_D  # kept for callers
+# Spot rotation: a periodicity of the 30-min binned light curve (0.2-15 d) whose Lomb-Scargle
+# power (fraction of the variance it explains) is at least ROTATION_POWER_MIN has its first
+# ROTATION_HARMONICS harmonics replaced by the background in every band's spectrum: a fast,
+# large spot signal is not a sinusoid, and its harmonics make a comb and an excess.
+ROTATION_POWER_MIN = 0.2
+ROTATION_HARMONICS = 12
+ROTATION_PEAK_WIDTH = 0.06  # half-width of harmonic k: k x this x f_rot (spot evolution)
+# ... and such a star needs a stronger comb: higher harmonics of a large, evolving spot signal
+# still make combs of 4-5 sigma (docs/figures/seismic_thresholds.png, "active" stars).
+COMB_SNR_MIN_ACTIVE = 6.0
+NUMAX_MIN_UHZ = NUMAX_FLOOR_UHZ
 
 
 @dataclass
@@ -75,25 +124,9 @@ class SeismicResult:
     background: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
-def envelope_fwhm(numax: float) -> float:
-    return 0.66 * numax**0.88  # Mosser et al. (2012)
-
-
-def dnu_expected(numax: float) -> float:
-    return 0.263 * numax**0.772  # Stello et al. (2009)
-
-
-def _running_mean(t: np.ndarray, y: np.ndarray, half: float) -> np.ndarray:
-    """Mean of y within +-half (time units) of each t; t sorted; handles gaps."""
-    c = np.concatenate(([0.0], np.cumsum(y)))
-    lo = np.searchsorted(t, t - half, side="left")
-    hi = np.searchsorted(t, t + half, side="right")
-    return (c[hi] - c[lo]) / (hi - lo)
-
-
-def highpass(t_d: np.ndarray, y: np.ndarray, half_d: float = HIGHPASS_D) -> np.ndarray:
-    # Box twice = triangular kernel: sidelobes ~1/(pi f w)^2, negligible above ~50 uHz.
-    smooth = _running_mean(t_d, _running_mean(t_d, y, half_d), half_d)
+def highpass(t_d: np.ndarray, y: np.ndarray, half_d: float = HIGHPASS_MIN_D) -> np.ndarray:
+    # Box twice = triangular kernel: sidelobes ~1/(pi f w)^2.
+    smooth = running_mean(t_d, running_mean(t_d, y, half_d), half_d)
     return y - smooth
 
 
@@ -104,12 +137,11 @@ def mask_dips(t_d: np.ndarray, y: np.ndarray, half_d: float = 1.0 / 48, nsig: fl
     A 1-h running mean beats the p modes down; dips below -nsig robust sigma are masked with
     a margin of 1 h on each side, so their sharp edges cannot put a comb of orbital harmonics
     into the spectrum."""
-    smooth = _running_mean(t_d, y, half_d)
-    mad = mad_std(smooth)
+    smooth = running_mean(t_d, y, half_d)
+    mad = robust_std(smooth)
     dip = smooth < np.median(smooth) - nsig * mad
     if not dip.any():
         return np.zeros(t_d.size, bool)
-    # Dilate by 1 h: cumulative counts of dip samples within +-margin.
     margin = 1.0 / 24.0
     c = np.concatenate(([0], np.cumsum(dip)))
     lo = np.searchsorted(t_d, t_d - margin, side="left")
@@ -119,19 +151,36 @@ def mask_dips(t_d: np.ndarray, y: np.ndarray, half_d: float = 1.0 / 48, nsig: fl
 
 def power_density(time_d: np.ndarray, flux_ppm: np.ndarray, cadence_s: float
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """One-sided PSD (ppm^2/uHz) on a 1/T grid up to Nyquist, Parseval-normalised."""
-    from astropy.timeseries import LombScargle
+    """One-sided PSD (ppm^2/uHz) on a 1/T grid up to Nyquist, Parseval-normalised.
 
+    Time stamps on a regular grid (within REGULAR_TOLERANCE of a cadence: PLATO-like and
+    synthetic data) go through one FFT of the gap-filled series, O(N log N) with a small
+    constant; others (barycentric Kepler/TESS times drift against the spacecraft clock) through
+    astropy's ``LombScargle`` (fast method). Both give the classical periodogram of the data."""
     t_s = (time_d - time_d[0]) * 86400.0
     span = t_s[-1]
-    df = 1.0 / span
     nyquist = 0.5 / cadence_s
-    freq = np.arange(1, int(nyquist / df) + 1) * df
-    ls = LombScargle(t_s, flux_ppm, normalization="psd", fit_mean=False, center_data=True)
-    # Low-rank NUFFT at 1e-6 relative accuracy: ~4x faster than the 5e-13 default, and far
-    # below the chi^2 scatter of any PSD bin.
-    p = ls.power(freq, method="fast", method_kwds={"trig_sum_kwds": {"eps": 1e-6}})
-    psd = p * np.var(flux_ppm) / (p.sum() * df * 1e6)
+    y = flux_ppm - np.mean(flux_ppm)
+    k = np.rint(t_s / cadence_s).astype(np.int64)
+    if (np.max(np.abs(t_s - k * cadence_s)) < REGULAR_TOLERANCE * cadence_s
+            and np.all(np.diff(k) > 0)):
+        n = int(k[-1]) + 1
+        grid = np.zeros(n)
+        grid[k] = y
+        p = np.abs(np.fft.rfft(grid)) ** 2
+        df = 1.0 / (n * cadence_s)
+        freq = np.arange(p.size) * df
+        p, freq = p[1:], freq[1:]
+    else:
+        from astropy.timeseries import LombScargle
+
+        df = 1.0 / span
+        freq = np.arange(1, int(nyquist / df) + 1) * df
+        ls = LombScargle(t_s, y, normalization="psd", fit_mean=False, center_data=True)
+        # Low-rank NUFFT at 1e-6 relative accuracy: ~4x faster than the 5e-13 default, and
+        # far below the chi^2 scatter of any PSD bin.
+        p = ls.power(freq, method="fast", method_kwds={"trig_sum_kwds": {"eps": 1e-6}})
+    psd = p * np.var(y) / (p.sum() * df * 1e6)
     return freq * 1e6, psd
 
 
@@ -145,7 +194,7 @@ def _log_bins(f: np.ndarray, psd: np.ndarray, lo: float, dex: float = 0.02, min_
         i = edges[-1]
         j = max(int(np.searchsorted(f, f[i] * step)), i + min_pts)
         edges.append(min(j, f.size))
-    if f.size - edges[-2] < min_pts and len(edges) > 2:
+    if len(edges) > 2 and f.size - edges[-2] < min_pts:
         edges.pop(-2)
     centres, meds = [], []
     for i, j in zip(edges[:-1], edges[1:], strict=True):
@@ -190,7 +239,8 @@ def _harvey_model(params: np.ndarray, nu: np.ndarray, nyquist: float) -> np.ndar
 def fit_background(lx: np.ndarray, ly: np.ndarray, nyquist: float,
                    mask: np.ndarray | None = None) -> np.ndarray | None:
     """Fit the Harvey background to log-binned medians (log10 nu, log10 psd), robustly
-    (soft L1 in log space, masked bins left out); best of a few starting knees."""
+    (soft L1 in log space, masked bins left out); best of a few starting knees spread over
+    the fitted range (so giants' and dwarfs' granulation are both within reach)."""
     from scipy.optimize import least_squares
 
     use = np.ones(lx.size, bool) if mask is None else ~mask
@@ -199,11 +249,12 @@ def fit_background(lx: np.ndarray, ly: np.ndarray, nyquist: float,
         return None
     white = float(np.median(y[x >= x.max() / 3])) if np.any(x >= x.max() / 3) else float(y[-1])
     low = float(np.max(y[: max(3, x.size // 10)]))
+    kmin, kmax = float(lx[0]) - 0.5, float(lx[-1]) + 0.3
     best = None
-    for knee in (200.0, 800.0, 3000.0):
-        p0 = np.array([white, low, math.log10(knee / 3), low - 0.7, math.log10(knee)])
-        lo_b = [white - 2, white - 4, 0.5, white - 4, 1.0]
-        hi_b = [white + 2, low + 3, 4.5, low + 3, 4.8]
+    for lk in np.linspace(lx[0] + 0.3, lx[-1] - 0.2, 3):
+        p0 = np.array([white, low, lk - 0.48, low - 0.7, lk])
+        lo_b = [white - 2, white - 4, kmin, white - 4, kmin + 0.2]
+        hi_b = [white + 2, low + 3, kmax, low + 3, kmax]
         p0 = np.clip(p0, np.array(lo_b) + 1e-6, np.array(hi_b) - 1e-6)
 
         def resid(p: np.ndarray) -> np.ndarray:
@@ -250,11 +301,17 @@ def _smoothed_acf(f: np.ndarray, ratio: np.ndarray, numax: float, df: float, win
     dexp = dnu_expected(numax)
     fw = envelope_fwhm(numax)
     i0, i1 = np.searchsorted(f, [numax - window * fw, numax + window * fw])
-    n = int(i1 - i0)
+    seg = ratio[i0:i1]
+    # Long light curves resolve far finer than the smoothing kernel: average blocks of m bins
+    # first (kernel >= 2 blocks), so the cost follows the window's orders, not T.
+    m = max(1, int(ACF_SMOOTH * dexp / df / 2.0))
+    if m > 1:
+        seg = seg[: seg.size // m * m].reshape(-1, m).mean(axis=1)
+        df = df * m
+    n = int(seg.size)
     if n < 3 * dexp / df:
         return None
     box = max(3, int(0.4 * dexp / df))
-    seg = ratio[i0:i1]
     x = seg - uniform_filter1d(uniform_filter1d(seg, box, mode="nearest"), box, mode="nearest")
     spec = np.fft.rfft(x, 2 * n)
     acf = np.fft.irfft(spec * np.conj(spec))[:n]
@@ -277,33 +334,6 @@ def _comb_snr(f: np.ndarray, ratio: np.ndarray, numax: float, df: float) -> floa
     return float(acf_s[win].max() * math.sqrt(n) * math.sqrt(2 * math.sqrt(math.pi) * s_bins))
 
 
-def _excess_search(f: np.ndarray, psd: np.ndarray, base: np.ndarray, lx: np.ndarray,
-                   lres: np.ndarray, lo: float, hi: float, n_trials: int = 80
-                   ) -> tuple[float, float, float, tuple[float, float] | None]:
-    """Trial numax (log grid) with the largest detection score = excess-power SNR over one
-    expected envelope FWHM (against the global fit corrected by the trial's own flank line)
-    + comb SNR. Returns (numax, excess_snr, comb_snr, flank correction)."""
-    best: tuple[float, float, float, tuple[float, float] | None] = (
-        math.nan, -math.inf, -math.inf, None)
-    logf = np.log10(f)
-    df = f[1] - f[0]
-    ratio = psd / base
-    for nu in np.geomspace(lo, hi, n_trials):
-        half = 0.5 * envelope_fwhm(nu)
-        i0, i1 = np.searchsorted(f, [nu - half, nu + half])
-        if i1 - i0 < 10:
-            continue
-        corr = _flank_correction(lx, lres, nu)
-        bg = base[i0:i1]
-        if corr is not None:
-            bg = bg * 10 ** (corr[0] * logf[i0:i1] + corr[1])
-        ex = float((np.mean(psd[i0:i1] / bg) - 1.0) * math.sqrt(i1 - i0))
-        comb = _comb_snr(f, ratio, nu, df)
-        if ex + comb > best[1] + best[2]:
-            best = (float(nu), ex, comb, corr)
-    return best
-
-
 def _acf_dnu(f: np.ndarray, ratio: np.ndarray, numax: float, df: float
              ) -> tuple[float, float]:
     """(dnu, dnu_err): highest smoothed-ACF peak within 0.75-1.3 Dnu_exp (the Dnu/2 and
@@ -314,8 +344,11 @@ def _acf_dnu(f: np.ndarray, ratio: np.ndarray, numax: float, df: float
     if got is None:
         return math.nan, math.nan
     lags, acf_s, n, s_bins = got
+    df = float(lags[1] - lags[0])  # the ACF's own resolution (blocks of bins, see above)
     dexp = dnu_expected(numax)
     idx = np.flatnonzero((lags >= 0.75 * dexp) & (lags <= 1.3 * dexp))
+    if not idx.size:
+        return math.nan, math.nan
     k = int(idx[np.argmax(acf_s[idx])])
     half = max(3, int(round(0.06 * dexp / df)))
     a, b = max(k - half, 0), min(k + half + 1, n)
@@ -363,12 +396,144 @@ def _numax_refine(f: np.ndarray, excess: np.ndarray, numax0: float, df: float
     return numax, math.hypot(err, 0.01 * numax)
 
 
+@dataclass
+class _Band:
+    """One band of trial numax with its own spectrum and background."""
+
+    lo: float
+    hi: float
+    f: np.ndarray
+    psd: np.ndarray
+    background: np.ndarray
+    lx: np.ndarray
+    ly: np.ndarray
+    nyquist: float
+    lb: np.ndarray  # running-median fallback of the log bins
+
+    def model(self, params: np.ndarray | None) -> np.ndarray:
+        if params is None:
+            return 10 ** np.interp(np.log10(np.maximum(self.f, 10 ** self.lx[0])), self.lx,
+                                   self.lb)
+        return _harvey_model(params, self.f, self.nyquist)
+
+
+def numax_search_range(span_d: float, cadence_s: float) -> tuple[float, float]:
+    """(lowest, highest) trial numax for a light curve of this span and cadence."""
+    nyquist = 1e6 / (2.0 * cadence_s)
+    df = 1e6 / (span_d * 86400.0)
+    # dnu_expected(nu) >= MIN_DNU_BINS df  <=>  nu >= (MIN_DNU_BINS df / 0.263)^(1/0.772)
+    lo = max(NUMAX_FLOOR_UHZ, (MIN_DNU_BINS * df / 0.263) ** (1.0 / 0.772))
+    return lo, NYQUIST_FRACTION * nyquist
+
+
+def _band_limits(lo: float, hi: float) -> list[tuple[float, float]]:
+    edges = [lo] + [e for e in BAND_EDGES_UHZ if lo * 1.05 < e < hi / 1.05] + [hi]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _make_band(t: np.ndarray, ppm: np.ndarray, cadence_s: float, lo: float, hi: float
+               ) -> _Band | None:
+    half_d = HIGHPASS_K / (lo * 1e-6) / 86400.0
+    # Bin so that the band's Nyquist is >= BAND_NYQUIST_FACTOR x its highest numax.
+    k = max(1, int(1e6 / (2.0 * BAND_NYQUIST_FACTOR * hi) // cadence_s))
+    if k > 1:
+        idx = np.floor((t - t[0]) * 86400.0 / (k * cadence_s)).astype(np.int64)
+        cnt = np.bincount(idx)
+        keep = cnt >= max(1, k // 2)  # half-empty bins (gap edges) are noisier: leave out
+        # bin centres: a regular grid stays regular (FFT periodogram)
+        tb = t[0] + (np.flatnonzero(keep) + 0.5) * k * cadence_s / 86400.0
+        yb = (np.bincount(idx, weights=ppm)[keep] / cnt[keep])
+    else:
+        tb, yb = t, ppm
+    if tb.size < 200:
+        return None
+    yb = highpass(tb, yb, half_d)
+    f, psd = power_density(tb, yb, k * cadence_s)
+    df = f[1] - f[0]
+    nyq = f[-1]
+    lx, ly = _log_bins(f, psd, lo=max(lo / 4.0, 20 * df))
+    if lx.size < 8:
+        return None
+    lb = _running_median(lx, ly, 0.25)
+    band = _Band(lo=lo, hi=hi, f=f, psd=psd, background=np.empty(0), lx=lx, ly=ly,
+                 nyquist=nyq, lb=lb)
+    band.background = band.model(fit_background(lx, ly, nyq))
+    return band
+
+
+def rotation_frequency(t_d: np.ndarray, ppm: np.ndarray) -> float:
+    """Frequency (uHz) of a strong spot-rotation signal, NaN when there is none (see
+    ROTATION_POWER_MIN)."""
+    period, power, _ = dominant_period(t_d, ppm)
+    return 1e6 / (period * 86400.0) if power >= ROTATION_POWER_MIN else math.nan
+
+
+def _mask_harmonics(band: _Band, f_rot: float) -> None:
+    """Replace the spectrum by the background around the first harmonics of f_rot."""
+    df = band.f[1] - band.f[0]
+    for k in range(1, ROTATION_HARMONICS + 1):
+        half = k * ROTATION_PEAK_WIDTH * f_rot + 2.0 * df
+        if k * f_rot - half > band.f[-1]:
+            break
+        i0, i1 = np.searchsorted(band.f, [k * f_rot - half, k * f_rot + half])
+        band.psd[i0:i1] = band.background[i0:i1]
+
+
+def _trial_scores(band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(trial numax, excess SNR, comb SNR) on the band's log grid."""
+    f, psd, base = band.f, band.psd, band.background
+    lres = band.ly - np.log10(np.interp(band.lx, np.log10(f), base))
+    n_trials = max(3, int(math.ceil(TRIALS_PER_DEX * math.log10(band.hi / band.lo))))
+    trials = np.geomspace(band.lo, band.hi, n_trials)
+    logf = np.log10(f)
+    df = f[1] - f[0]
+    ratio = np.minimum(psd / base, RATIO_CAP)
+    ex = np.full(trials.size, -np.inf)
+    comb = np.full(trials.size, -np.inf)
+    for i, nu in enumerate(trials):
+        half = 0.5 * envelope_fwhm(nu)
+        i0, i1 = np.searchsorted(f, [nu - half, nu + half])
+        if i1 - i0 < 10:
+            continue
+        corr = _flank_correction(band.lx, lres, nu)
+        bg = base[i0:i1]
+        if corr is not None:
+            bg = bg * 10 ** (corr[0] * logf[i0:i1] + corr[1])
+        ex[i] = float((np.mean(np.minimum(psd[i0:i1] / bg, RATIO_CAP)) - 1.0)
+                      * math.sqrt(i1 - i0))
+        comb[i] = _comb_snr(f, ratio, nu, df)
+    return trials, ex, comb
+
+
+def _choose(trials: np.ndarray, ex: np.ndarray, comb: np.ndarray, guess: float | None,
+            comb_min: float = COMB_SNR_MIN) -> int | None:
+    """Index of the chosen candidate: among local maxima of excess + comb that pass both
+    thresholds, the highest rank (score + log g prior); None when none passes."""
+    score = ex + comb
+    n = score.size
+    peaks = [i for i in range(n) if np.isfinite(score[i])
+             and (i == 0 or score[i] >= score[i - 1]) and (i == n - 1 or score[i] >= score[i + 1])]
+    passing = [i for i in peaks if (ex[i] >= EXCESS_SNR_MIN and comb[i] >= comb_min)
+               or (ex[i] >= EXCESS_ALONE_MIN
+                   and EXCESS_ALONE_NUMAX_MIN <= trials[i] <= EXCESS_ALONE_NUMAX_MAX)]
+    if not passing:
+        return None
+
+    def rank(i: int) -> float:
+        r = float(score[i])
+        if guess is not None and math.isfinite(guess) and guess > 0:
+            r -= 0.5 * (math.log10(trials[i] / guess) / PRIOR_DEX) ** 2
+        return r
+
+    return max(passing, key=rank)
+
+
 def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = None,
             teff: float | None = None, numax_guess: float | None = None) -> SeismicResult:
     """Global seismic parameters from a relative light curve (median ~1).
 
     ``teff`` is accepted for interface symmetry (not needed by this method); ``numax_guess``
-    (e.g. from logg and Teff) restricts the numax search to a factor 2 either side of it.
+    (e.g. from log g and Teff) is a prior that ranks candidates, never a window.
     """
     t = np.asarray(time_d, dtype=np.float64)
     y = np.asarray(flux_rel, dtype=np.float64)
@@ -381,49 +546,55 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = 
     if cadence_s is None or not np.isfinite(cadence_s) or cadence_s <= 0:
         cadence_s = float(np.median(np.diff(t)) * 86400.0)
     ppm = (y / np.median(y) - 1.0) * 1e6
-    ppm = highpass(t, ppm)
-    dips = mask_dips(t, ppm)
+    dips = mask_dips(t, highpass(t, ppm))
     if dips.mean() < 0.5:  # more would be variability, not transits: keep everything
-        t, ppm = t[~dips], highpass(t[~dips], ppm[~dips])
-    f, psd = power_density(t, ppm, cadence_s)
-    df = f[1] - f[0]
-    nyq = f[-1]
-
-    lx, ly = _log_bins(f, psd, lo=max(30.0, 20 * df))
-    lb = _running_median(lx, ly, 0.25)  # fallback when the fit fails
-
-    def model_on(params: np.ndarray | None) -> np.ndarray:
-        if params is None:
-            return 10 ** np.interp(np.log10(np.maximum(f, 10 ** lx[0])), lx, lb)
-        return _harvey_model(params, f, nyq)
-
-    background = model_on(fit_background(lx, ly, nyq))
-    lres = ly - np.log10(np.interp(lx, np.log10(f), background))
-    lo, hi = NUMAX_MIN_UHZ, min(NUMAX_MAX_UHZ, 0.85 * nyq)
-    if numax_guess is not None and np.isfinite(numax_guess) and numax_guess > 0:
-        lo, hi = max(lo, numax_guess / 2.0), min(hi, numax_guess * 2.0)
+        t, ppm = t[~dips], ppm[~dips]
+    lo, hi = numax_search_range(float(t[-1] - t[0]), cadence_s)
+    guess = numax_guess if numax_guess is not None and np.isfinite(numax_guess) else None
     result = SeismicResult(detected=False)
+    bands: list[_Band] = []
     if hi > lo * 1.05:
-        numax0, excess, comb, corr = _excess_search(f, psd, background, lx, lres, lo, hi)
-        if math.isfinite(numax0):
-            result.numax_candidate_uhz, result.excess_snr = numax0, excess
-            result.comb_snr = comb
-            # Final background: the global fit redone with this envelope masked out.
-            masked = fit_background(lx, ly, nyq, mask=_envelope_mask(lx, numax0))
-            if masked is not None:
-                background = model_on(masked)
-            elif corr is not None:
-                region = (f >= numax0 / 2.5) & (f <= numax0 * 2.5)
-                background[region] *= 10 ** (corr[0] * np.log10(f[region]) + corr[1])
-            ratio = psd / background
-            if result.excess_snr >= EXCESS_SNR_MIN:
-                numax, numax_err = _numax_refine(f, psd - background, numax0, df)
-                dnu, dnu_err = _acf_dnu(f, ratio, numax, df)
-                if result.comb_snr >= COMB_SNR_MIN and math.isfinite(dnu):
-                    result.detected = True
-                    result.numax_uhz, result.numax_err_uhz = numax, numax_err
-                    result.dnu_uhz, result.dnu_err_uhz = dnu, dnu_err
-    result.frequency_uhz, result.psd, result.background = f, psd, background
+        for blo, bhi in _band_limits(lo, hi):
+            band = _make_band(t, ppm, cadence_s, blo, bhi)
+            if band is not None:
+                bands.append(band)
+    if not bands:
+        return result
+    f_rot = rotation_frequency(t, ppm)
+    if math.isfinite(f_rot):
+        for band in bands:
+            _mask_harmonics(band, f_rot)
+    scored = [(b, *_trial_scores(b)) for b in bands]
+    trials = np.concatenate([s[1] for s in scored])
+    ex = np.concatenate([s[2] for s in scored])
+    comb = np.concatenate([s[3] for s in scored])
+    owner = np.concatenate([np.full(s[1].size, k) for k, s in enumerate(scored)])
+    comb_min = COMB_SNR_MIN_ACTIVE if math.isfinite(f_rot) else COMB_SNR_MIN
+    pick = _choose(trials, ex, comb, guess, comb_min)
+    shown = bands[-1]  # the full-resolution spectrum, unless a detection says otherwise
+    if pick is None and np.isfinite(ex + comb).any():
+        best = int(np.nanargmax(np.where(np.isfinite(ex + comb), ex + comb, -np.inf)))
+        result.numax_candidate_uhz = float(trials[best])
+        result.excess_snr, result.comb_snr = float(ex[best]), float(comb[best])
+    if pick is not None:
+        band = bands[int(owner[pick])]
+        numax0 = float(trials[pick])
+        result.numax_candidate_uhz = numax0
+        result.excess_snr, result.comb_snr = float(ex[pick]), float(comb[pick])
+        f, psd = band.f, band.psd
+        df = f[1] - f[0]
+        masked = fit_background(band.lx, band.ly, band.nyquist,
+                                mask=_envelope_mask(band.lx, numax0))
+        background = band.model(masked) if masked is not None else band.background
+        numax, numax_err = _numax_refine(f, psd - background, numax0, df)
+        result.detected = True
+        result.numax_uhz, result.numax_err_uhz = numax, numax_err
+        if result.comb_snr >= comb_min:
+            dnu, dnu_err = _acf_dnu(f, np.minimum(psd / background, RATIO_CAP), numax, df)
+            result.dnu_uhz, result.dnu_err_uhz = dnu, dnu_err
+        band.background = background
+        shown = band
+    result.frequency_uhz, result.psd, result.background = shown.f, shown.psd, shown.background
     return result
 
 

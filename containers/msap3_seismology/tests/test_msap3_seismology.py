@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
+import msap3_seismology as m3
 import numpy as np
 import pytest
 
 from stellarflow import synthetic
 from stellarflow_contracts import lightcurve
-import msap3_seismology as m3
 
 REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "real"  # in the repository
 SEED, DAYS = 1, 30.0  # 30 d at 25 s keeps each star ~0.5 s
@@ -55,12 +54,23 @@ def test_transit_host_is_not_taken_for_an_oscillator() -> None:
     assert not m3.measure(t, f, cadence_s=25.0).detected
 
 
-def test_numax_guess_restricts_the_search() -> None:
+@pytest.mark.parametrize("factor", [1.3, 4.0, 0.1])
+def test_numax_guess_is_a_prior_never_a_window(factor: float) -> None:
+    """A log g ranks candidates; even a guess a whole evolutionary state off (x4, /10) does
+    not hide the true envelope."""
     t, f, truth = _prepared(4)
-    res = m3.measure(t, f, cadence_s=25.0, numax_guess=truth.numax_uhz * 1.3)
+    res = m3.measure(t, f, cadence_s=25.0, numax_guess=truth.numax_uhz * factor)
+    assert res.detected
     assert res.numax_uhz == pytest.approx(truth.numax_uhz, rel=0.05)
-    # A guess far from the envelope: nothing there.
-    assert not m3.measure(t, f, cadence_s=25.0, numax_guess=truth.numax_uhz * 4).detected
+
+
+def test_search_range_reaches_red_giants_and_the_nyquist_limit() -> None:
+    lo, hi = m3.numax_search_range(730.0, 25.0)
+    assert lo == m3.NUMAX_FLOOR_UHZ and hi == pytest.approx(0.85 * 20000.0)
+    lo30, _ = m3.numax_search_range(30.0, 25.0)
+    assert lo30 < 20.0  # red giants' numax 10-250 uHz: resolution permitting
+    lo_kepler, hi_kepler = m3.numax_search_range(90.0, 1765.5)  # Kepler long cadence
+    assert lo_kepler < 10.0 and hi_kepler == pytest.approx(0.85 * 283.2, rel=1e-3)
 
 
 def test_psd_is_parseval_normalised() -> None:
@@ -161,3 +171,31 @@ def test_version_flag() -> None:
                            "--version"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"msap3_seismology {m3.__version__}"
+
+
+def test_red_giant_numax_with_teff_only() -> None:
+    """A red giant of the generator (l = 1 mixed modes), 60 days, no log g."""
+    lc, truth = synthetic.simulate_star(7, 60.0, 25.0, 2, kind="giant",
+                                        overrides={"numax_uhz": 110.0, "vmag": 9.0})
+    good = lc.quality == 0
+    res = m3.measure(lc.time[good], lc.flux[good] / np.median(lc.flux[good]), cadence_s=25.0)
+    assert res.detected, (res.excess_snr, res.comb_snr, res.numax_candidate_uhz)
+    assert res.numax_uhz == pytest.approx(truth.numax_uhz, rel=0.05)
+
+
+@pytest.mark.parametrize("shift", [None, 0.15, -0.15])
+def test_subgiant_kic11802939_candidate_is_where_published(shift: float | None) -> None:
+    """KIC 11802939 (20.9 d): the search puts its best candidate inside the published
+    574 +- 96 uHz whatever the log g says; its comb (3.1) stays below the detection threshold
+    (docs/science.md, known limits)."""
+    path = REAL / "KIC11802939_LC.txt"
+    from stellarflow_contracts import solar
+
+    lc = lightcurve.read_any(path)
+    good = (lc.quality == 0) & np.isfinite(lc.flux)
+    logg = solar.LOGG_SUN + math.log10(574.0 / solar.NUMAX_SUN_UHZ) + 0.5 * math.log10(
+        6000.0 / solar.TEFF_SUN_K)
+    guess = None if shift is None else solar.numax_from_logg(6000.0, logg + shift)
+    res = m3.measure(lc.time[good], lc.flux[good] / np.median(lc.flux[good]),
+                     cadence_s=lc.cadence_s, teff=6000.0, numax_guess=guess)
+    assert abs(res.numax_candidate_uhz - 574.0) < 96.0

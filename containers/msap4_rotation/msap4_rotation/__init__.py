@@ -30,11 +30,11 @@ from stellarflow_contracts.chunk import (
 from stellarflow_contracts.errors import InputError
 from stellarflow_contracts.timeseries import (
     bin_lightcurve,
-    downsample,
-    finite_sorted,
-    mad_std,
+    clean,
+    point_to_point_std,
     running_median,
 )
+from stellarflow_contracts.timeseries import downsample as _downsample
 
 MODULE = "msap4_rotation"
 __version__ = "1.0.0"
@@ -83,11 +83,9 @@ def clip_dips(values: np.ndarray, window: int, nsigma: float = DIP_NSIGMA) -> np
     eclipses, keeps smooth spot signals. If that would remove more than ``DIP_MAX_FRACTION``
     of the samples it is eating a fast, large signal instead: nothing is removed then."""
     resid = values - running_median(values, window)
-    diffs = np.diff(values)
-    diffs = diffs[np.isfinite(diffs)]
-    if diffs.size < 10:
+    if np.count_nonzero(np.isfinite(np.diff(values))) < 10:
         return values
-    sigma = mad_std(diffs) / math.sqrt(2.0)
+    sigma = point_to_point_std(values)
     bad = resid < -nsigma * sigma
     bad[1:] |= bad[:-1].copy()
     bad[:-1] |= bad[1:].copy()
@@ -190,7 +188,7 @@ def activity_sph(time_d: np.ndarray, flux: np.ndarray, prot_d: float) -> float:
 
 def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     """Rotation period (days) and S_ph (ppm) of a relative light curve (median ~1)."""
-    t, f = finite_sorted(time_d, flux_rel)
+    t, f = clean(time_d, flux_rel)
     f = f / np.median(f) - 1.0
     centres, mean, count = bin_lightcurve(t, f, BIN_D)
     raw = mean  # S_ph follows its definition: all the data
@@ -251,6 +249,12 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray) -> RotationResult:
     )
 
 
+def downsample(x: np.ndarray, y: np.ndarray, n_max: int = MAX_STORED
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``n_max`` points, keeping each block's maximum so peaks survive."""
+    return _downsample(x, y, n_max)
+
+
 def process(ctx: StarContext) -> None:
     g = ctx.need("prepared")
     if "prepared" not in g:
@@ -265,7 +269,7 @@ def process(ctx: StarContext) -> None:
     out.attrs["rotation_acf"] = res.acf_at_prot
     out.attrs["rotation_background_ratio"] = res.background_ratio
     out.attrs["candidate_prot_d"] = res.candidate_prot_d
-    p, pw = downsample(res.period_d, res.power_spectrum, MAX_STORED)
+    p, pw = downsample(res.period_d, res.power_spectrum)
     pg = out.create_group("periodogram")
     write_dataset(pg, "period_d", p, "d", np.float64)
     write_dataset(pg, "power", pw, "", np.float64)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import h5py
+import msap4_rotation as rot
 import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-import msap4_rotation as rot
 from stellarflow_contracts.chunk import NotMeasurable
 
 CADENCE_D = 25.0 / 86400.0

@@ -55,7 +55,7 @@ static sf_star_rc process_star(sf_star *s, void *user) {
 
 static const sf_module MODULE = {
     .name = "msap5_stellar_parameters",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .stage = "parameters",
     .description = "MSAP5: stellar radius, mass and gyrochronology age",
     .inputs = INPUTS,

@@ -20,6 +20,7 @@ enum { BRENT_MAXITER = 100 };
 static double (*volatile libm_pow)(double, double) = pow;
 static double (*volatile libm_log)(double) = log;
 static double (*volatile libm_log10)(double) = log10;
+static double (*volatile libm_hypot)(double, double) = hypot;
 
 static void fail(calc_t *c, const char *why) {
     if (!c->failed) {
@@ -263,6 +264,16 @@ stellar_params_t derive(calc_t *c, double teff, double logg, double feh, double 
     if (positive_finite(numax) && positive_finite(dnu) && positive_finite(teff)) {
         seismic(c, numax, numax_err, dnu, dnu_err, teff, TEFF_ERR_DEFAULT, rm);
         p.method = "seismic scaling relations";
+    } else if (positive_finite(numax) && positive_finite(teff)) {
+        /* numax alone (a red giant's comb too weak for dnu): the seismic log g, far better than a
+         * catalogue one (g ~ numax Teff^0.5), into the Torres et al. calibration. */
+        c->stage = "seismic log g (numax, Teff)";
+        double logg_s = LOGG_SUN + py_log10(c, py_div(c, numax, NUMAX_SUN_UHZ)) +
+                        0.5 * py_log10(c, py_div(c, teff, TEFF_SUN_K));
+        double rel = isfinite(numax_err) ? py_div(c, numax_err, numax) : 0.05;
+        torres2010(c, teff, logg_s, isfinite(feh) ? feh : FEH_DEFAULT, TEFF_ERR_DEFAULT,
+                   libm_hypot(py_div(c, rel, libm_log(10.0)), 0.01), rm);
+        p.method = "Torres et al. 2010 with the seismic log g (numax, Teff)";
     } else if (positive_finite(teff) && isfinite(logg)) {
         torres2010(c, teff, logg, isfinite(feh) ? feh : FEH_DEFAULT, TEFF_ERR_DEFAULT,
                    LOGG_ERR_DEFAULT, rm);

@@ -9,6 +9,7 @@
 #define NUMAX_SUN_UHZ 3090.0
 #define DNU_SUN_UHZ 135.1
 #define TEFF_SUN_K 5777.0
+#define LOGG_SUN 4.438
 
 #define TEFF_ERR_DEFAULT 100.0 /* K, typical spectroscopic error */
 #define LOGG_ERR_DEFAULT 0.1   /* dex */

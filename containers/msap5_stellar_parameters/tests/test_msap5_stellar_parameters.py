@@ -39,7 +39,7 @@ REL_TOL = 1e-9
 
 # ---------------------------------------------------------------- the oracle: the equations
 # A copy of the former Python module's equations (stellarflow_contracts/solar.py values).
-NUMAX_SUN, DNU_SUN, TEFF_SUN = 3090.0, 135.1, 5777.0
+NUMAX_SUN, DNU_SUN, TEFF_SUN, LOGG_SUN = 3090.0, 135.1, 5777.0, 4.438
 TEFF_ERR_DEFAULT, LOGG_ERR_DEFAULT, FEH_DEFAULT = 100.0, 0.1, 0.0
 TORRES_A = (1.5689, 1.3787, 0.4243, 1.139, -0.1425, 0.01969, 0.1010)
 TORRES_B = (2.4427, 0.6679, 0.1771, 0.705, -0.21415, 0.02306, 0.04173)
@@ -48,6 +48,7 @@ GYRO_A, GYRO_B, GYRO_C, GYRO_N = 0.7725, 0.601, 0.4, 0.5189
 GYRO_REL_ERR = 0.15
 SEISMIC = "seismic scaling relations"
 TORRES = "Torres et al. 2010 (catalogue Teff, log g, [Fe/H])"
+TORRES_SEISMIC_LOGG = "Torres et al. 2010 with the seismic log g (numax, Teff)"
 
 
 def _finite(*values: float) -> bool:
@@ -117,6 +118,13 @@ def derive(teff: float, logg: float, feh: float, numax: float, numax_err: float,
     if _finite(numax, dnu, teff):
         rm = seismic(numax, numax_err, dnu, dnu_err, teff)
         method = SEISMIC
+    elif _finite(numax, teff):
+        # numax alone: the seismic log g into Torres et al. (the Python reference of 0.2.0)
+        logg_s = (LOGG_SUN + math.log10(numax / NUMAX_SUN) + 0.5 * math.log10(teff / TEFF_SUN))
+        rel = numax_err / numax if np.isfinite(numax_err) else 0.05
+        feh = feh if feh is not None and np.isfinite(feh) else FEH_DEFAULT
+        rm = torres2010(teff, logg_s, feh, logg_err=math.hypot(rel / math.log(10.0), 0.01))
+        method = TORRES_SEISMIC_LOGG
     elif _finite(teff) and logg is not None and np.isfinite(logg):
         feh = feh if feh is not None and np.isfinite(feh) else FEH_DEFAULT
         rm = torres2010(teff, logg, feh)
@@ -312,7 +320,7 @@ def python_summary(out: Path) -> str:
 
 def test_version_help_and_usage_errors(msap5: Runner, tmp_path: Path) -> None:
     r = msap5.run(["--version"], tmp_path)
-    assert (r.returncode, r.stdout) == (0, f"{NAME} 1.0.0\n")
+    assert (r.returncode, r.stdout) == (0, f"{NAME} {_version()}\n")
     r = msap5.run(["--help"], tmp_path)
     assert r.returncode == 0 and "--seismology SEISMOLOGY" in r.stdout
     for args, what in [([], "the following arguments are required: --prepared, --rotation"),
@@ -410,7 +418,7 @@ def test_fixture_chunk(msap5: Runner, tmp_path: Path) -> None:
     assert {k: root[k] for k in ("chunk_id", "stage", "module", "module_version",
                                  "contracts_version")} == {
         "chunk_id": "chunk-0000", "stage": "parameters", "module": NAME,
-        "module_version": "1.0.0", "contracts_version": "1.0.0"}
+        "module_version": _version(), "contracts_version": "1.0.0"}
     if msap5.kind == "host":
         assert (root["image"], root["image_digest"]) == ("none (no container)", "")
     else:

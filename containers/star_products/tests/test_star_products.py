@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 import h5py
-
 import star_products as sp
+
 from stellarflow_contracts.catalogue import COLUMN_NAMES, FAKE_STAGES_META, read_catalogue
 
 DATA = Path(__file__).resolve().parent / "data"

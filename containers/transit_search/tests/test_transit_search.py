@@ -9,9 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from scipy.signal import lfilter
-
 import transit_search as ts
+from scipy.signal import lfilter
 
 CADENCE_D = 25.0 / 86400.0
 REAL = Path(__file__).resolve().parents[3] / "tests" / "data" / "real"  # in the repository
@@ -228,3 +227,15 @@ def test_quiet_star_false_alarms_over_many_seeds() -> None:
         if res.detected:
             detected.append((seed, prot, res.period_d, res.snr, res.sde))
     assert not detected
+
+
+def test_ffa_folds_like_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for m, p in ((2, 5), (4, 7), (8, 13), (32, 11)):
+        x = rng.normal(size=(m, p)).astype(np.complex64)
+        got = ts.ffa(x).real
+        for s in range(m):
+            assert got[s].sum() == pytest.approx(x.real.sum(), rel=1e-4)  # every row once
+            if m <= 8:  # exact shifts round(r s / (m - 1)); larger m: within log2(m)/6
+                ref = sum(np.roll(x[r].real, -int(round(r * s / (m - 1)))) for r in range(m))
+                assert np.abs(got[s] - ref).max() < 1e-4
