@@ -12,11 +12,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_pipeline_e2e import use_containers
 
 from stellarflow import cli, lineage, profiling, provenance, verify
 
 from conftest import REPO, generate
-from test_pipeline_e2e import use_containers
 
 OBS = "prov"
 

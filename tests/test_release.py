@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
+from test_pipeline_e2e import use_containers
 
 from stellarflow import release
 from stellarflow.errors import RunError
 
 from conftest import REPO, runner_env
-from test_pipeline_e2e import use_containers
 
 
 @pytest.fixture(scope="module")
