@@ -75,7 +75,8 @@ export-images: images ## write image archives + digest list to build/images/
 import-images: install ## load image archives: make import-images DIR=path
 	scripts/build-images --import $(DIR)
 
-validate-site: install images ## run the Dummy Pipeline feature suite: make validate-site SITE=local [RELEASE=dir]
+# With RELEASE=dir the images are the release's (make import-release): nothing to build.
+validate-site: install $(if $(RELEASE),,images) ## run the Dummy Pipeline feature suite: make validate-site SITE=local [RELEASE=dir]
 	$(VENV)/bin/stellarflow validate-site --site $(SITE) $(if $(RELEASE),--release $(RELEASE))
 
 RELEASE_DIR ?= build/release

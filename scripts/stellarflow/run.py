@@ -226,15 +226,18 @@ def slurm_rows(site: str, run_dir: Path, wait_s: float = 15.0) -> list[dict]:
         return []
     from . import slurm_accounting
 
+    toil_log = run_dir / "toil.log"
     deadline = time.monotonic() + wait_s
     while True:
         try:
+            wanted = set(slurm_accounting.toil_job_ids(toil_log)) if toil_log.exists() else set()
             rows = slurm_accounting.run_rows(run_dir)
         except RunError as exc:
             print(f"stellarflow: no Slurm accounting for the profile: {exc}", file=sys.stderr)
             return []
-        pending = [r for r in rows if r.get("End") in ("", "Unknown", None)]
-        if (rows and not pending) or time.monotonic() > deadline:
+        ended = {r["JobIDRaw"] for r in rows
+                 if "." not in r["JobIDRaw"] and r.get("End") not in ("", "Unknown", None)}
+        if (rows and wanted <= ended) or time.monotonic() > deadline:
             return rows
         time.sleep(1.0)
 
