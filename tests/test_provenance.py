@@ -181,3 +181,18 @@ def test_slurm_run_profile_from_sacct(manifest: Path, tmp_path: Path,
     assert cli.main(["profile", str(out), "--sacct"]) == 0
     text = capsys.readouterr().out
     assert "sacct rows used" in text and "toil_job_" in text and "slurm" in text
+
+
+def test_failed_run_crate(manifest: Path, tmp_path: Path) -> None:
+    """A run that fails keeps a Workflow Run Crate in its run folder: what ran and why not."""
+    from stellarflow import run as run_mod
+    from stellarflow.errors import RunError
+
+    with pytest.raises(RunError, match="unrecognized arguments"):
+        run_mod.run_manifest(manifest, tmp_path, runner="cwltool", container=False,
+                             extra_args=["--no-such-option"])
+    crate = next((tmp_path / ".stellarflow" / "runs").glob("*/crate"))
+    validate(crate, "workflow-run-crate-0.5")
+    run = next(e for e in graph(crate).values() if e.get("name", "").startswith("Run of sas"))
+    assert run["actionStatus"]["@id"].endswith("FailedActionStatus")
+    assert "--no-such-option" in run["error"]

@@ -766,10 +766,14 @@ class CrateBuilder:
     # -- write
     def build(self) -> Path:
         info = self.info
-        for url, name in PROFILES.items():
+        # A run that failed before any step profile came back (they stay in the job store) is
+        # a Workflow Run Crate: what ran, on what, why it failed; no step executions to show.
+        profiles = {u: n for u, n in PROFILES.items()
+                    if self.steps or "provenance" not in u}
+        for url, name in profiles.items():
             self.entity(url, {"@type": "CreativeWork", "name": name,
                               "version": url.rsplit("/", 1)[-1]})
-        self.crate.root_dataset["conformsTo"] = [{"@id": u} for u in PROFILES]
+        self.crate.root_dataset["conformsTo"] = [{"@id": u} for u in profiles]
         self.crate.root_dataset["name"] = f"{info.workflow} run of {info.observation_id}"
         self.crate.root_dataset["description"] = (
             f"Outputs and provenance of the {info.workflow} run of observation "
