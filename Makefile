@@ -21,7 +21,7 @@ DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
         validate-site bench bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
-        clean science-figures science-cost
+        release import-release clean science-figures science-cost
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -75,8 +75,16 @@ export-images: images ## write image archives + digest list to build/images/
 import-images: install ## load image archives: make import-images DIR=path
 	scripts/build-images --import $(DIR)
 
-validate-site: install images ## run the Dummy Pipeline feature suite: make validate-site SITE=local
-	$(VENV)/bin/stellarflow validate-site --site $(SITE)
+# With RELEASE=dir the images are the release's (make import-release): nothing to build.
+validate-site: install $(if $(RELEASE),,images) ## run the Dummy Pipeline feature suite: make validate-site SITE=local [RELEASE=dir]
+	$(VENV)/bin/stellarflow validate-site --site $(SITE) $(if $(RELEASE),--release $(RELEASE))
+
+RELEASE_DIR ?= build/release
+release: install images ## release folder: packed CWL pinned by image id, image archive, RO-Crate, checksums
+	$(PY) -m stellarflow.release build --out $(RELEASE_DIR)
+
+import-release: install ## load a release on this checkout: make import-release DIR=path
+	$(PY) -m stellarflow.release import $(DIR)
 
 bench: install images ## throughput figures -> build/bench/latest.json, build/bench/trigger.json
 	$(PY) scripts/bench.py

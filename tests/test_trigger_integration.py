@@ -12,6 +12,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from stellarflow import lineage, verify
 from stellarflow_contracts.catalogue import read_catalogue
 from stellarflow_trigger import hostile
 
@@ -195,6 +197,20 @@ def test_burst_duplicate_dataset_and_hostile(tmp_path: Path, stars: Path, reap) 
         assert by_obs[obs]["stars_ok"] == len(ids)
     burst_runs = {by_obs[o]["run_id"] for o in ("b0", "b1", "b2")}
     assert len(burst_runs) == 1, "a burst must share one Toil run"
+    # provenance: each observation of the merged run has its own crate, every checksum holds,
+    # its lineage reaches its own light curves; the run's step profiles are in the ledger
+    for obs, ids in (("b0", ["star00000"]), ("b2", ["star00000", "star00001"])):
+        assert verify.verify(state / "out" / obs)[1] is None, obs
+        tree = lineage.lineage(state / "out" / obs / f"{ids[-1]}.product.h5")
+        assert ids[-1] in json.dumps(tree) and "m0-" not in tree["file"]
+    ok = subprocess.run([str(REPO / "scripts" / "rocrate-validate"), str(state / "out" / "b2")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    led = sqlite3.connect(state / "ledger.sqlite")
+    rows = led.execute("SELECT tool, source, cpu_s FROM step_profiles WHERE run_id=?",
+                       (burst_runs.pop(),)).fetchall()
+    assert {r[0] for r in rows} >= {"ingest", "msap4_rotation", "catalogue"}
+    assert all(r[1] == "container" and r[2] is not None for r in rows)
     assert len(s["runs"]) <= 2 and all(r["state"] == "done" for r in s["runs"])
     assert daemon.stop() == 0
 

@@ -57,6 +57,12 @@ outputs:
     label: Step summary
     doc: "catalogue.summary.json: star counts, fake stages and the rows without timings (deterministic)"
     outputBinding: {glob: catalogue.summary.json}
+  profile:
+    type: File
+    format: iana:application/json
+    label: Step profile
+    doc: "catalogue.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
+    outputBinding: {glob: "catalogue.profile.json"}
 
 s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0

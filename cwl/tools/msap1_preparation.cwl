@@ -58,6 +58,12 @@ outputs:
     label: Step summary
     doc: "<chunk_id>.prepared.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.prepared.summary.json"}
+  profile:
+    type: File
+    format: iana:application/json
+    label: Step profile
+    doc: "<chunk_id>.prepared.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
+    outputBinding: {glob: "*.prepared.profile.json"}
 
 s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0

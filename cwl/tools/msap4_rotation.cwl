@@ -46,6 +46,12 @@ outputs:
     label: Step summary
     doc: "<chunk_id>.rotation.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.rotation.summary.json"}
+  profile:
+    type: File
+    format: iana:application/json
+    label: Step profile
+    doc: "<chunk_id>.rotation.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
+    outputBinding: {glob: "*.rotation.profile.json"}
 
 s:softwareVersion: 1.0.0
 s:license: https://spdx.org/licenses/Apache-2.0

@@ -52,6 +52,12 @@ outputs:
     label: Step summary
     doc: "<chunk_id>.transit.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.transit.summary.json"}
+  profile:
+    type: File
+    format: iana:application/json
+    label: Step profile
+    doc: "<chunk_id>.transit.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
+    outputBinding: {glob: "*.transit.profile.json"}
 
 s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0

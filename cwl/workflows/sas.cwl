@@ -7,7 +7,8 @@ doc: |
   Splits the observation's stars into chunks, runs every MSAP stage on each chunk (scatter over
   chunks, not stars), and assembles the catalogue and the report. A star that fails inside a
   tool becomes a failed catalogue row with its error; the rest of its chunk goes on.
-  Outputs: catalogue.ecsv, report.html, <star_id>.product.h5 and <star_id>.png per star.
+  Outputs: catalogue.ecsv, report.html, <star_id>.product.h5 and <star_id>.png per star, and
+  the profile of every step (*.profile.json: stellarflow run keeps them with the run's record).
 
 $namespaces:
   s: https://schema.org/
@@ -50,13 +51,13 @@ steps:
     in:
       observation_id: observation_id
       chunk: chunk/chunks
-    out: [products, plots, rows]
+    out: [products, plots, rows, profiles]
   assemble:
     run: ../tools/catalogue.cwl
     in:
       observation_id: observation_id
       rows: analyse/rows
-    out: [catalogue, report]
+    out: [catalogue, report, profile]
 
 outputs:
   catalogue:
@@ -85,6 +86,20 @@ outputs:
     label: PNG per star
     doc: Per chunk, the figure of each star
     outputSource: analyse/plots
+  step_profiles:
+    type:
+      type: array
+      items: {type: array, items: File}
+    format: iana:application/json
+    label: Step profiles per chunk
+    doc: Per chunk, the profile of every step (stellarflow run moves them into the run's record)
+    outputSource: analyse/profiles
+  assemble_profile:
+    type: File
+    format: iana:application/json
+    label: Profile of the assembly step
+    doc: catalogue.profile.json (stellarflow run moves it into the run's record)
+    outputSource: assemble/profile
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0

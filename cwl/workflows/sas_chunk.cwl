@@ -16,6 +16,7 @@ $namespaces:
 
 requirements:
   InlineJavascriptRequirement: {}
+  MultipleInputFeatureRequirement: {}
   SchemaDefRequirement:
     types:
       - $import: ../types/stellarflow.yml
@@ -39,17 +40,17 @@ steps:
     in:
       observation_id: observation_id
       chunk: chunk
-    out: [lightcurves]
+    out: [lightcurves, profile]
   msap1:
     run: ../tools/msap1_preparation.cwl
     in:
       lightcurves: ingest/lightcurves
-    out: [prepared, n_seismic_candidates]
+    out: [prepared, n_seismic_candidates, profile]
   msap4:
     run: ../tools/msap4_rotation.cwl
     in:
       prepared: msap1/prepared
-    out: [rotation]
+    out: [rotation, profile]
   msap3:
     run: ../tools/msap3_seismology.cwl
     in:
@@ -57,20 +58,20 @@ steps:
       n_seismic_candidates: msap1/n_seismic_candidates
     # Only where a solar-like excess is plausible; MSAP5 then falls back on the catalogue.
     when: $(inputs.n_seismic_candidates > 0)
-    out: [seismology]
+    out: [seismology, profile]
   msap5:
     run: ../tools/msap5_stellar_parameters.cwl
     in:
       prepared: msap1/prepared
       rotation: msap4/rotation
       seismology: msap3/seismology
-    out: [parameters]
+    out: [parameters, profile]
   transits:
     run: ../tools/transit_search.cwl
     in:
       prepared: msap1/prepared
       parameters: msap5/parameters
-    out: [transit]
+    out: [transit, profile]
   star_products:
     run: ../tools/star_products.cwl
     in:
@@ -80,7 +81,7 @@ steps:
       seismology: msap3/seismology
       parameters: msap5/parameters
       transit: transits/transit
-    out: [products, plots, rows]
+    out: [products, plots, rows, profile]
 
 outputs:
   products:
@@ -101,6 +102,15 @@ outputs:
     label: Catalogue rows
     doc: The chunk's catalogue rows
     outputSource: star_products/rows
+  profiles:
+    type: File[]
+    format: iana:application/json
+    label: Step profiles
+    doc: The profile of every step that ran on the chunk (MSAP3's only when it ran), in order
+    outputSource: [ingest/profile, msap1/profile, msap4/profile, msap3/profile, msap5/profile,
+                   transits/profile, star_products/profile]
+    linkMerge: merge_flattened
+    pickValue: all_non_null
 
 s:softwareVersion: 0.1.0
 s:license: https://spdx.org/licenses/Apache-2.0

@@ -211,7 +211,26 @@ def file_obj(p: Path) -> dict[str, str]:
     return {"class": "File", "path": str(p.resolve())}
 
 
-def write_suite(features: list[str], jobs: dict[str, dict[str, Any]], path: Path) -> dict:
+def process_doc(cwl: Path) -> dict:
+    """A feature's workflow with its inputs and outputs as maps; for a packed file (a release's,
+    ``cwltool --pack``) its ``#main`` process."""
+    doc = load_yaml(cwl)
+    if "$graph" not in doc:
+        return doc
+    main = next(p for p in doc["$graph"] if p.get("id") == "#main")
+    ports = {k: {p["id"].rsplit("/", 1)[-1]: p for p in main.get(k) or []}
+             for k in ("inputs", "outputs")}
+    return {**main, **ports}
+
+
+def feature_cwl(feature: str, release: Path | None = None) -> Path:
+    """A feature's CWL: the repository's, or the packed one of a release (make release)."""
+    base = release / "workflows" / "dummy_pipeline" if release else HERE
+    return base / FEATURES[feature][0]
+
+
+def write_suite(features: list[str], jobs: dict[str, dict[str, Any]], path: Path,
+                release: Path | None = None) -> dict:
     """One workflow running each feature as a sub-workflow; inputs/outputs prefixed feature__."""
     doc: dict[str, Any] = {
         "cwlVersion": "v1.2", "class": "Workflow", "id": "validate_site_suite",
@@ -223,8 +242,8 @@ def write_suite(features: list[str], jobs: dict[str, dict[str, Any]], path: Path
         "inputs": {}, "outputs": {}, "steps": {}}
     job: dict[str, Any] = {}
     for f in features:
-        cwl = HERE / FEATURES[f][0]
-        src = load_yaml(cwl)
+        cwl = feature_cwl(f, release)
+        src = process_doc(cwl)
         for name, value in jobs[f].items():
             decl = src["inputs"][name]
             doc["inputs"][f"{f}__{name}"] = {"type": decl["type"] if isinstance(decl, dict)
@@ -256,6 +275,7 @@ class Validation:
         self.work = out_root / f"{self.site}-{stamp}"
         self.work.mkdir(parents=True, exist_ok=True)
         self.selected = [f for f in FEATURES if not args.only or f in args.only]
+        self.release = args.release.resolve() if args.release else None
         env = {**os.environ, **sites.runner_path_env()}
         if args.no_container:
             container, cnote = False, "none (--no-container)"
@@ -268,7 +288,8 @@ class Validation:
             "site": self.site, "profile": str(profile), "batch_system": self.batch,
             "containers": cnote, "started_utc": utc_now(), "work_dir": str(self.work),
             "dummy_pipeline": __version__, "fan_out_jobs": args.fan_out,
-            "broken_on_purpose": sorted(args.break_ or []), "runs": []}
+            "broken_on_purpose": sorted(args.break_ or []), "runs": [],
+            "workflows": str(self.release / "workflows") if self.release else "repository"}
         self.runner = Runner(self.site, self.work, container, args.timeout)
         self.attempt_dir = self.work / "attempts"
         self.results: dict[str, Result] = {}
@@ -304,7 +325,7 @@ class Validation:
             # --retryCount 0: retrying a step that must fail only costs time (retries are the
             # retry feature's business, under the profile's own retryCount).
             th = threading.Thread(target=lambda: box.setdefault("run", self.runner.toil(
-                "expected_failures", HERE / FEATURES["expected_failure"][0],
+                "expected_failures", feature_cwl("expected_failure", self.release),
                 {"message": FAIL_MESSAGE}, extra=["--retryCount", "0"])), daemon=True)
         try:
             if th:
@@ -319,7 +340,8 @@ class Validation:
             if "expected_failure" in self.selected:
                 self.expected_failure(box["run"])
             if "gpu" in self.selected:
-                self.results["gpu"] = gpu_feature(self.runner, self.batch, self.info)
+                self.results["gpu"] = gpu_feature(self.runner, self.batch, self.info,
+                                                  self.release)
         except BaseException:  # interrupted: never leave a Toil run behind
             self.runner.stop_all()
             raise
@@ -346,7 +368,7 @@ class Validation:
         fan = f" (with the {self.args.fan_out}-job fan-out)" if "fan_out" in feats else ""
         self.say(f"running {len(feats)} features in one Toil run{fan}")
         job = write_suite(feats, {f: self.jobs.get(f, {}) for f in feats},
-                          self.work / "suite.cwl")
+                          self.work / "suite.cwl", self.release)
         run = self.runner.toil("suite", self.work / "suite.cwl", job)
         self.info["runs"].append(run.summary())
         if run.returncode == 0:
@@ -363,7 +385,7 @@ class Validation:
             if f == "retry":
                 job["attempt_key"] = "alone"
                 self.ctx.retry_counter = self.attempt_dir / "alone.attempts"
-            r = self.runner.toil(f"alone-{f}", HERE / FEATURES[f][0], job)
+            r = self.runner.toil(f"alone-{f}", feature_cwl(f, self.release), job)
             self.info["runs"].append(r.summary())
             if r.returncode != 0:
                 self.results[f] = Result(f, "FAIL", r.wall_s, reason=f"run failed (exit "
@@ -386,9 +408,10 @@ class Validation:
                                                       reason=str(exc))
 
 
-def gpu_feature(runner: Runner, batch: str, info: dict[str, Any]) -> Result:
+def gpu_feature(runner: Runner, batch: str, info: dict[str, Any],
+                release: Path | None = None) -> Result:
     present, why = gpu_status(batch)
-    cwl = HERE / FEATURES["gpu"][0]
+    cwl = feature_cwl("gpu", release)
     t0 = time.monotonic()
     if not present:
         # Never claim it ran; but the step's CWL must at least be valid for when a GPU comes.
@@ -416,7 +439,7 @@ def gpu_feature(runner: Runner, batch: str, info: dict[str, Any]) -> Result:
 def render(results: list[Result], info: dict[str, Any]) -> str:
     lines = [f"stellarflow validate-site: site {info['site']} ({Path(info['profile']).name}, "
              f"batch system {info['batch_system']}), {info['started_utc']}",
-             f"containers: {info['containers']}",
+             f"containers: {info['containers']}; workflows: {info.get('workflows')}",
              "runs: " + "; ".join(f"{r['name']} {r['wall_s']:.1f} s (exit {r['returncode']})"
                                   for r in info["runs"])]
     if info["broken_on_purpose"]:
@@ -450,6 +473,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=3600, help="seconds per Toil run")
     p.add_argument("--break", dest="break_", action="append", metavar="FEATURE",
                    help="inject a wrong expected result into FEATURE (proves FAIL is reported)")
+    p.add_argument("--release", type=Path, default=None, metavar="DIR",
+                   help="run the packed workflows of a release (make release; make "
+                        "import-release DIR=... first) instead of the repository's CWL")
     p.add_argument("--json", action="store_true", help="print the JSON report instead")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--list", action="store_true", help="list the features and exit")
@@ -458,6 +484,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     for name in (args.only or []) + (args.break_ or []):
         if name not in FEATURES:
             raise InputError(None, f"unknown feature {name!r}; features: {', '.join(FEATURES)}")
+    if args.release and not (args.release / "workflows" / "dummy_pipeline").is_dir():
+        raise InputError(args.release, "not a stellarflow release (no workflows/dummy_pipeline;"
+                                       " make release writes one)")
     if args.fan_out < 1:
         raise InputError(None, f"--fan-out must be >= 1, got {args.fan_out}")
     return args

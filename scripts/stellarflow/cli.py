@@ -1,4 +1,4 @@
-"""The `stellarflow` command: run, status, trigger, serve, validate-site.
+"""The `stellarflow` command: run, status, trigger, serve, validate-site, lineage, profile, verify.
 
 Expected errors print one line and exit non-zero (2: bad input, 1: run failed); tracebacks only
 with --debug.
@@ -37,6 +37,12 @@ DELEGATED = {
                    "write a new science module: folder, CWL tool, cwltest case, test"),
     "check-module": ("stellarflow.modulekit:check_main",
                      "check modules against the kit's rules (CWL, image, contract, bad input)"),
+    "lineage": ("stellarflow.lineage:main",
+                "the used-inputs tree of a product down to the raw light curves (RO-Crate)"),
+    "profile": ("stellarflow.profiling:main",
+                "requested vs used resources per tool of one or more runs, with suggestions"),
+    "verify": ("stellarflow.verify:main",
+               "recompute every checksum of a run's RO-Crate (exit 1 on the first mismatch)"),
 }
 
 

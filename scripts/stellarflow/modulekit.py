@@ -109,6 +109,8 @@ def cwl_conventions(path: Path, meta: dict | None = None) -> list[str]:
                         "name the image puts on PATH)")
     if "summary" not in (doc.get("outputs") or {}):
         problems.append("has no 'summary' output (the step summary JSON)")
+    if "profile" not in (doc.get("outputs") or {}):
+        problems.append("has no 'profile' output (the step profile JSON, docs/provenance.md)")
     for beside in (".job.yml", ".cwltest.yml"):
         if not path.with_name(path.stem + beside).exists():
             problems.append(f"has no {path.stem}{beside} beside it")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest as manifest_mod
-from . import sites
+from . import provenance, sites
 from .errors import InputError, RunError
 from .paths import ALLOWED_WORKFLOWS, repo_root, workflow_path
 
@@ -48,6 +48,7 @@ class RunResult:
     catalogue: str | None = None
     report: str | None = None
     chunk_size: int | None = None  # what the job asked for (stars per chunk)
+    crate: str | None = None  # OUTDIR/<observation_id>/ro-crate-metadata.json (provenance)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -110,6 +111,7 @@ def run_job(
     quiet: bool = True,
     fakes: list[str] | None = None,
     progress: bool = False,
+    manifest: Path | None = None,
 ) -> RunResult:
     """Run a CWL job for ``workflow``; outputs end in ``outdir/<observation_id>``.
 
@@ -117,6 +119,9 @@ def run_job(
     ``fakes``: modules whose tool runs in the fake image instead of its own (a runner overrides
     file in the run folder; the CWL is the repository's, unchanged).
     ``progress``: steps done of total and an ETA on stderr while it runs (stellarflow.progress).
+    ``manifest``: the manifest the job came from (copied into the run's RO-Crate).
+    Unless STELLARFLOW_PROVENANCE=0, the outputs get an RO-Crate and the run a per-step profile
+    (stellarflow.provenance).
     Raises RunError with a one-line reason when the run did not complete.
     """
     outdir = Path(outdir).resolve()
@@ -160,6 +165,7 @@ def run_job(
     env.update(sites.runner_path_env())
     env.update(env_extra)
     (run_dir / "command.json").write_text(json.dumps(argv))
+    started = provenance.utc_now()
     with open(log_path, "ab") as log, open(run_dir / "outputs.json", "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env, cwd=run_dir)
         if progress:
@@ -177,17 +183,29 @@ def run_job(
     result = RunResult(observation_id=observation_id, outdir=str(outdir / observation_id),
                        run_dir=str(run_dir), jobstore=jobstore, log_path=str(log_path),
                        returncode=proc.returncode, chunk_size=job.get("chunk_size"))
+    info = provenance.RunInfo(
+        observation_id=observation_id, workflow=workflow, cwl=cwl, runner=runner, site=site,
+        container=container, run_dir=run_dir, outdir=outdir / observation_id, started=started,
+        ended=provenance.utc_now(), job=job, returncode=proc.returncode, manifest=manifest,
+        fakes=list(fakes or []))
     if proc.returncode != 0:
         toil_log = run_dir / "toil.log"
         why = (sites.failure_summary(toil_log) if toil_log.exists() else None) or error_tail(
             log_path)
+        info.error = why
+        _record_failed_run(info)
         raise RunError(f"{runner} run of {observation_id} failed (exit {proc.returncode}): "
                        f"{why} [log: {log_path}]")
+    # The step profiles are the run's record, not products: out of the outputs.
+    provenance.collect_step_profiles(staging, run_dir)
     final = outdir / observation_id
     if final.exists():
         shutil.move(str(final), str(run_dir / "replaced_outputs"))
     final.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(staging), str(final))
+    if provenance.enabled():
+        rows = slurm_rows(site, run_dir) if runner == "toil" else []
+        result.crate = str(provenance.record_run(info, sacct_rows=rows))
     catalogue = final / "catalogue.ecsv"
     if catalogue.exists():
         result.catalogue = str(catalogue)
@@ -196,6 +214,47 @@ def run_job(
     result.report = str(report) if report.exists() else None
     (run_dir / "result.json").write_text(result.to_json())
     return result
+
+
+def slurm_rows(site: str, run_dir: Path, wait_s: float = 15.0) -> list[dict]:
+    """sacct rows of a Slurm run's jobs, once slurmdbd has their end (it writes them a moment
+    after the job ends); [] off Slurm or when accounting cannot answer (said on stderr)."""
+    import sys
+    import time
+
+    if sites.profile_settings(site).get("batchSystem") != "slurm":
+        return []
+    from . import slurm_accounting
+
+    toil_log = run_dir / "toil.log"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            wanted = set(slurm_accounting.toil_job_ids(toil_log)) if toil_log.exists() else set()
+            rows = slurm_accounting.run_rows(run_dir)
+        except RunError as exc:
+            print(f"stellarflow: no Slurm accounting for the profile: {exc}", file=sys.stderr)
+            return []
+        ended = {r["JobIDRaw"] for r in rows
+                 if "." not in r["JobIDRaw"] and r.get("End") not in ("", "Unknown", None)}
+        if (rows and wanted <= ended) or time.monotonic() > deadline:
+            return rows
+        time.sleep(1.0)
+
+
+def _record_failed_run(info: provenance.RunInfo) -> None:
+    """A failed run's crate, in its run folder (RUN_DIR/crate/): what ran, on what, and why it
+    failed; never hides the run's own error."""
+    import sys
+
+    if not provenance.enabled():
+        return
+    info.outdir = info.run_dir / "crate"
+    try:
+        info.outdir.mkdir(exist_ok=True)
+        provenance.record_run(info)
+    except Exception as exc:  # noqa: BLE001 - the run's error is what the user must see
+        print(f"stellarflow: no crate for the failed run: {exc}", file=sys.stderr)
 
 
 def fakeable_modules() -> dict[str, str]:
@@ -298,6 +357,7 @@ def run_manifest(manifest_path: str | os.PathLike[str], outdir: Path, *,
     size = resolve_chunk_size(chunk_size, len(m.stars), site=kwargs.get("site", "local"),
                               runner=kwargs.get("runner", "toil"),
                               extra_args=kwargs.get("extra_args"))
+    kwargs.setdefault("manifest", Path(manifest_path))
     return run_job(m.cwl_job(size), observation_id=m.observation_id, outdir=outdir,
                    workflow=m.workflow, **kwargs)
 

@@ -7,7 +7,8 @@ injective mapping kept in the run's batch.json. After the run, the catalogue is 
 manifest (original star ids restored) into OUTDIR/<observation_id>/catalogue.ecsv, per-star
 products named after a star id move with their star (renamed back), and run-wide files (the report)
 get a per-observation report.html (the catalogue module's write_report); any other run-wide file
-is copied into every observation's folder under a ``batch-`` prefix.
+is copied into every observation's folder under a ``batch-`` prefix. Each observation gets its
+own RO-Crate of its share of the run (stellarflow.provenance.member_crate).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stellarflow.manifest import ID_RE
+from stellarflow.provenance import METADATA, PROV_DIR, member_crate
 
 
 def batch_star_id(k: int, star_id: str) -> str:
@@ -114,8 +116,8 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
             sub.write(folder / "catalogue.ecsv", format="ascii.ecsv")
             write_report(folder / "report.html", sub, m["observation_id"])
     for entry in sorted(final.iterdir()):
-        if entry.name in ("catalogue.ecsv", "report.html"):
-            continue
+        if entry.name in ("catalogue.ecsv", "report.html", METADATA, PROV_DIR):
+            continue  # the crate: one per observation, below
         owner = _owner(entry.name, ids)
         if owner is not None:
             k, _, new_name = owner
@@ -125,6 +127,9 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
         for m in members:  # run-wide file: every observation gets a copy
             dest = tmp / m["observation_id"] / f"batch-{entry.name}"
             (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, dest)
+    for m in members:  # each observation's own RO-Crate of its share of the run
+        member_crate(split_dir.parent, tmp / m["observation_id"], m["observation_id"],
+                     m["star_ids"], batch["observation_id"])
     os.replace(tmp, split_dir)
 
 

@@ -81,6 +81,29 @@ CREATE TABLE IF NOT EXISTS attempts (
     error TEXT,
     PRIMARY KEY (run_id, n)
 );
+CREATE TABLE IF NOT EXISTS step_profiles (   -- RUN_DIR/profile.jsonl (stellarflow profile)
+    run_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,                       -- line number in the run's profile.jsonl
+    step TEXT,
+    tool TEXT,
+    chunk TEXT,
+    module_version TEXT,
+    image TEXT,
+    source TEXT,                              -- container | slurm: where "used" comes from
+    start_utc TEXT,
+    end_utc TEXT,
+    exit_status INTEGER,
+    req_cores REAL,
+    req_ram_bytes INTEGER,
+    wall_s REAL,
+    cpu_s REAL,
+    cpu_percent_of_request REAL,
+    max_rss_bytes INTEGER,
+    read_bytes INTEGER,
+    written_bytes INTEGER,
+    line TEXT NOT NULL,                       -- the whole JSON line
+    PRIMARY KEY (run_id, n)
+);
 CREATE TABLE IF NOT EXISTS datasets (
     path TEXT PRIMARY KEY,
     inode INTEGER NOT NULL,
@@ -161,6 +184,20 @@ class Ledger:
         marks = ", ".join("?" for _ in cols)
         cur = db.execute(f"INSERT INTO manifests ({keys}) VALUES ({marks})", tuple(cols.values()))
         return int(cur.lastrowid)
+
+    def store_profile(self, db: sqlite3.Connection, rid: int, lines: list[dict]) -> None:
+        """The run's step profile lines (idempotent: a finished run written twice is one)."""
+        for n, ln in enumerate(lines, 1):
+            used, req = ln.get("used") or {}, ln.get("requested") or {}
+            db.execute("INSERT OR REPLACE INTO step_profiles VALUES "
+                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (rid, n, ln.get("step"), ln.get("tool"), ln.get("chunk"),
+                        ln.get("module_version"), ln.get("image"), ln.get("source"),
+                        ln.get("start_utc"), ln.get("end_utc"), ln.get("exit_status"),
+                        req.get("cores"), req.get("ram_bytes"), used.get("wall_s"),
+                        used.get("cpu_s"), used.get("cpu_percent_of_request"),
+                        used.get("max_rss_bytes"), used.get("read_bytes"),
+                        used.get("written_bytes"), json.dumps(ln, sort_keys=True)))
 
     def update(self, db: sqlite3.Connection, table: str, rid: int, **cols: Any) -> None:
         sets = ", ".join(f"{k}=?" for k in cols)

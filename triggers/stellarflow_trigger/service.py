@@ -30,6 +30,23 @@ from .batch import build, write_json_atomic
 from .intake import choose_dest, claim, is_candidate, original_name, register
 from .ledger import Ledger, as_dict, dumps, now
 
+
+def profile_lines(run_dir: Path) -> list[dict[str, Any]]:
+    """RUN_DIR/profile.jsonl, one step per line ([] when the run kept none, e.g. with
+    STELLARFLOW_PROVENANCE=0); a damaged line is skipped, never fails the run's bookkeeping."""
+    path = run_dir / "profile.jsonl"
+    out = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s: a line that is not JSON skipped", path)
+    return out
+
 log = logging.getLogger("stellarflow.trigger")
 
 # Manifests that arrived as bytes (WES API, NATS): no file to move, no .reason file to write;
@@ -500,6 +517,7 @@ class Service:
             self.ledger.update(db, "runs", rid, state="done", ended_at=result.get("ended_at",
                                                                                    now()),
                                exit_code=0, outputs=dumps(outputs))
+            self.ledger.store_profile(db, rid, profile_lines(Path(run["run_dir"])))
             for m in self.ledger.all("SELECT id, name, source, observation_id FROM manifests "
                                      "WHERE run_id=? AND state='running'", rid):
                 ok, bad = stars.get(m["observation_id"], (0, 0))

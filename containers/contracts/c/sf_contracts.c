@@ -695,6 +695,11 @@ int sf_module_main(const sf_module *m, int argc, char **argv) {
     if (H5Gclose(stars_out) < 0 || H5Fclose(fout) < 0) output_error(out_h5, sf_h5_last_error());
     if (sf_write_summary(out_h5, out_json) < 0) output_error(out_json, strerror(errno));
     writing = 0;
+    /* What the step used, after its outputs (a profile never fails a finished step). */
+    char *prefix = sf_xasprintf("%s.%s", chunk_id, m->stage);
+    if (sf_write_profile(m, args.outdir, prefix, args.paths, 0) < 0 && debug)
+        fprintf(stderr, "%s: cannot write the step profile: %s\n", program, strerror(errno));
+    free(prefix);
 
     for (int k = 0; k < m->n_inputs; k++) {
         if (inputs[k].stars >= 0) H5Oclose(inputs[k].stars);

@@ -30,6 +30,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define SF_CONTRACTS_VERSION "1.0.0"
 #define SF_CONTRACTS_MAJOR 1
@@ -166,6 +167,19 @@ int sf_debug(void);
  * chunk.summarise + json.dumps(indent=1, ensure_ascii=False) + "\n" write. 0, or -1 with
  * errno set (an HDF5 error reads as EIO). */
 int sf_write_summary(const char *h5_path, const char *json_path);
+
+/* ------------------------------------------------------------------ step profile */
+
+/* Write <outdir>/<prefix>.profile.json, the step profile of stellarflow_contracts.profile
+ * (record "stellarflow-step-profile" 1): module, versions, image, host, pid, process start and
+ * end (UTC), wall, CPU (getrusage of the process and its waited-for children), max RSS,
+ * /proc/self/io counters, exit status, the input files (option, name, size) and every file left
+ * in outdir. sf_module_main calls it after the summary; 0, or -1 with errno set. */
+int sf_write_profile(const struct sf_module *m, const char *outdir, const char *prefix,
+                     const char *const *input_paths, int exit_status);
+
+/* A JSON string as Python's json.dumps(ensure_ascii=False) writes it. */
+void sf_json_string(FILE *f, const char *s);
 
 /* ------------------------------------------------------------------ small utilities */
 

@@ -92,7 +92,7 @@ static void json_number4(double v, char *out, size_t out_len) {
 }
 
 /* A JSON string as Python's json module writes it with ensure_ascii=False. */
-static void json_string(FILE *f, const char *s) {
+void sf_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
@@ -270,7 +270,7 @@ static long long int_value(const values_t *v, size_t k) {
 static void json_element(FILE *f, const values_t *v, size_t k) {
     char num[40];
     if (v->boolean) {
-        json_string(f, int_value(v, k) ? "True" : "False");
+        sf_json_string(f, int_value(v, k) ? "True" : "False");
         return;
     }
     switch (v->kind) {
@@ -280,8 +280,8 @@ static void json_element(FILE *f, const values_t *v, size_t k) {
         break;
     case V_INT: fprintf(f, "%lld", v->i[k]); break;
     case V_UINT: fprintf(f, "%llu", v->u[k]); break;
-    case V_STRING: json_string(f, v->s[k]); break;
-    default: json_string(f, v->other); break;
+    case V_STRING: sf_json_string(f, v->s[k]); break;
+    default: sf_json_string(f, v->other); break;
     }
 }
 
@@ -327,7 +327,7 @@ static void json_row(FILE *f, const values_t *v, size_t *k) {
     }
     py_nested(m, v, 1, k);
     fclose(m);
-    json_string(f, text);
+    sf_json_string(f, text);
     free(text);
 }
 
@@ -475,9 +475,9 @@ static int write_star(FILE *f, hid_t stars, const char *sid, count_t **counts, s
     if (visit_group(g, "", &sh) < 0) goto done;
 
     indent(f, 2);
-    json_string(f, sid);
+    sf_json_string(f, sid);
     fputs(": {\n   \"status\": ", f);
-    json_string(f, status);
+    sf_json_string(f, status);
     fputs(",\n   \"attrs\": {", f);
     int first = 1;
     for (size_t i = 0; i < attrs.n; i++) {
@@ -490,7 +490,7 @@ static int write_star(FILE *f, hid_t stars, const char *sid, count_t **counts, s
         fputs(first ? "\n" : ",\n", f);
         first = 0;
         indent(f, 4);
-        json_string(f, attrs.v[i]);
+        sf_json_string(f, attrs.v[i]);
         fputs(": ", f);
         json_value(f, &v, 4);
         free_values(&v);
@@ -515,7 +515,7 @@ static int write_star(FILE *f, hid_t stars, const char *sid, count_t **counts, s
         for (size_t i = 0; i < sh.paths.n; i++) {
             size_t k = order[i];
             indent(f, 4);
-            json_string(f, sh.paths.v[k]);
+            sf_json_string(f, sh.paths.v[k]);
             if (sh.rank[k] == 0) {
                 fputs(": []", f);
             } else {
@@ -596,7 +596,7 @@ int sf_write_summary(const char *h5_path, const char *json_path) {
     for (int k = 0; k < 4; k++) {
         head[k] = attr_text(file, HEAD[k], "");
         fprintf(f, " \"%s\": ", HEAD[k]);
-        json_string(f, head[k]);
+        sf_json_string(f, head[k]);
         fputs(",\n", f);
     }
     /* The star entries go to memory first: the counts come before them. */
@@ -621,7 +621,7 @@ int sf_write_summary(const char *h5_path, const char *json_path) {
         fputs(" \"stars\": {\n", f);
         for (size_t c = 0; c < n_counts; c++) {
             fputs("  ", f);
-            json_string(f, counts[c].name);
+            sf_json_string(f, counts[c].name);
             fprintf(f, ": %zu%s", counts[c].count, c + 1 < n_counts ? ",\n" : "\n");
         }
         fputs(" },\n \"star\": {", f);

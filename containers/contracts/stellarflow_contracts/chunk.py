@@ -36,7 +36,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import CONTRACT_MAJOR
+from . import CONTRACT_MAJOR, profile
 from . import __version__ as CONTRACTS_VERSION
 from .errors import InputError
 
@@ -301,7 +301,10 @@ def module_main(
     add_arguments: Callable[[argparse.ArgumentParser], None],
     run: Callable[[argparse.Namespace], object],
 ) -> int:
-    """Common CLI: ``--version``, ``--debug``; expected errors are one line and exit 2."""
+    """Common CLI: ``--version``, ``--debug``; expected errors are one line and exit 2.
+
+    After ``run`` (done or not), the step's profile goes beside its outputs
+    (``<prefix>.profile.json``, :mod:`stellarflow_contracts.profile`)."""
     parser = OneLineParser(prog=module, description=description)
     parser.add_argument("--version", action="version", version=f"{module} {version}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -313,11 +316,20 @@ def module_main(
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
                         format=f"{module}: %(message)s")
+    status = 1  # an unexpected exception: Python exits 1 with its traceback
     try:
         run(args)
+        status = 0
     except InputError as exc:
+        status = 2
         if args.debug:
             raise
         print(f"{module}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    except SystemExit as exc:  # SIGTERM (the handler above) or a module's own exit
+        status = exc.code if isinstance(exc.code, int) else 1
+        raise
+    finally:
+        # After the outputs, whatever happened: what the step used (profile.py).
+        profile.write(module=module, version=version, exit_status=status, outdir=args.outdir,
+                      inputs=profile.input_files(vars(args)) + profile.noted_inputs())
+    return status

@@ -171,6 +171,14 @@ def test_same_chunk_and_summary_as_python(probe: Path, tmp_path: Path) -> None:
     name = "chunk-0003.probe"
     assert (c_out / f"{name}.summary.json").read_bytes() == \
         (py_out / f"{name}.summary.json").read_bytes()
+    # The step profile: the Python record's keys (sf_profile.c), its inputs and outputs.
+    rec = json.loads((c_out / f"{name}.profile.json").read_text())
+    from test_profile import KEYS
+
+    assert set(rec) == KEYS and rec["exit_status"] == 0 and rec["module"] == "sf_probe"
+    assert [i["option"] for i in rec["inputs"]] == ["prepared", "extra"]
+    assert [o["name"] for o in rec["outputs"]] == [f"{name}.h5", f"{name}.summary.json"]
+    assert rec["cpu_s"] >= 0 and rec["max_rss_bytes"] > 0 and rec["wall_s"] >= 0
 
     def content(path: Path) -> dict:
         out: dict = {}

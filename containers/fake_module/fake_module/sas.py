@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from stellarflow_contracts import conform
+from stellarflow_contracts import conform, profile
 from stellarflow_contracts.chunk import StarContext, run_chunk, write_dataset
 from stellarflow_contracts.errors import InputError
 
@@ -134,14 +134,28 @@ def main(argv: list[str] | None = None) -> int:
     if called not in known:
         print(f"{PROG}: error: no fake for {called!r}", file=sys.stderr)
         return 2
+    status = 1
     try:
         fake(called, argv)
+        status = 0
     except InputError as exc:
+        status = 2
         if "--debug" in argv:
             raise
         print(f"{called} (fake): {exc}", file=sys.stderr)
-        return 2
-    return 0
+    finally:
+        _write_profile(called, argv, status)
+    return status
+
+
+def _write_profile(module: str, argv: list[str], status: int) -> None:
+    """The step profile every module writes (stellarflow_contracts.profile), as this fake."""
+    try:
+        inputs, outdir = parse(module, argv)
+    except (InputError, SystemExit):
+        return
+    profile.write(module="fake_module", version=__version__, exit_status=status, outdir=outdir,
+                  inputs=list(inputs.items()), extra={"fake_of": module})
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import h5py
 
-from stellarflow_contracts import lightcurve
+from stellarflow_contracts import lightcurve, profile
 from stellarflow_contracts.chunk import (
     STATUS_FAILED,
     STATUS_OK,
@@ -51,6 +51,8 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
                 lcfile = star.get("lightcurve")
                 if not lcfile:
                     raise InputError(None, "no light curve given")
+                for item in lcfile if isinstance(lcfile, list) else [lcfile]:
+                    profile.note_input(item["path"], "lightcurve", sid)  # for the lineage
                 if isinstance(lcfile, list):  # several files of one star: stitched
                     lc = lightcurve.read_many([item["path"] for item in lcfile])
                 else:
