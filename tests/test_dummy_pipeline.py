@@ -282,9 +282,9 @@ def test_validate_site_local_full_suite_exit_0(tmp_path: Path) -> None:
 def slurm_ready() -> None:
     if not (REPO / "jobstore_config" / "slurm.yaml").exists():
         pytest.skip("no jobstore_config/slurm.yaml")
-    if shutil.which("sinfo") is None or subprocess.run(
-            ["sinfo", "-h"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("Slurm cluster not running: scripts/slurm-cluster up")
+    from scheduler_support import cluster_up
+
+    cluster_up("slurm-cluster")  # CI: `make test` needs nothing else started
 
 
 @pytest.mark.slurm

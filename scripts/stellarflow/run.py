@@ -216,7 +216,7 @@ def run_job(
     return result
 
 
-def slurm_rows(site: str, run_dir: Path, wait_s: float = 15.0) -> list[dict]:
+def slurm_rows(site: str, run_dir: Path, wait_s: float = 120.0) -> list[dict]:
     """sacct rows of a Slurm run's jobs, once slurmdbd has their end (it writes them a moment
     after the job ends); [] off Slurm or when accounting cannot answer (said on stderr)."""
     import sys
@@ -235,9 +235,15 @@ def slurm_rows(site: str, run_dir: Path, wait_s: float = 15.0) -> list[dict]:
         except RunError as exc:
             print(f"stellarflow: no Slurm accounting for the profile: {exc}", file=sys.stderr)
             return []
-        ended = {r["JobIDRaw"] for r in rows
-                 if "." not in r["JobIDRaw"] and r.get("End") not in ("", "Unknown", None)}
-        if (rows and wanted <= ended) or time.monotonic() > deadline:
+        # A job is accounted for once its row and its batch step's row both have an end (the
+        # batch step carries the usage); slurmdbd writes them apart, later under load.
+        ended: dict[str, set[str]] = {}
+        for r in rows:
+            job, _, step = r["JobIDRaw"].partition(".")
+            if step in ("", "batch") and r.get("End") not in ("", "Unknown", None):
+                ended.setdefault(job, set()).add(step)
+        done = {job for job, seen in ended.items() if seen == {"", "batch"}}
+        if (rows and wanted <= done) or time.monotonic() > deadline:
             return rows
         time.sleep(1.0)
 
