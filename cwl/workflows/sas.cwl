@@ -17,6 +17,7 @@ $namespaces:
 requirements:
   ScatterFeatureRequirement: {}
   SubworkflowFeatureRequirement: {}
+  StepInputExpressionRequirement: {}
   InlineJavascriptRequirement: {}
   SchemaDefRequirement:
     types:
@@ -41,15 +42,28 @@ steps:
   chunk:
     run: ../tools/chunk_stars.cwl
     in:
-      stars: stars
+      n_stars:
+        source: stars
+        valueFrom: $(self.length)
       chunk_size: chunk_size
     out: [chunks]
   analyse:
     run: sas_chunk.cwl
-    scatter: chunk
+    scatter: span
     in:
       observation_id: observation_id
-      chunk: chunk/chunks
+      span: chunk/chunks
+      # The chunk's stars are sliced here, by the workflow, so that the light-curve Files go
+      # from the workflow's inputs straight to ingest (no tool in between re-stores them).
+      # A step's valueFrom sees the inputs as they were before any valueFrom: `all_stars` is
+      # read by `chunk`, then dropped from the chunk's job (it would carry every star).
+      all_stars:
+        source: stars
+        valueFrom: $(null)
+      chunk:
+        valueFrom: |
+          $({"chunk_id": inputs.span.chunk_id,
+             "stars": inputs.all_stars.slice(inputs.span.start, inputs.span.stop)})
     out: [products, plots, rows]
   assemble:
     run: ../tools/catalogue.cwl
