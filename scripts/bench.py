@@ -194,21 +194,50 @@ def process_kind(cmdline: list[str], name: str) -> str:
     return "other"
 
 
+LEADER_KINDS = ("toil leader", "cwltool", "airflow")
+
+
 @dataclass
 class TreeSampler:
-    """Samples the runner's process tree every ``interval`` s: the summed RSS (peak) and the
-    CPU each process used as last seen (processes shorter than a sample are missed)."""
+    """Samples the runner's process tree every ``interval`` s: the summed RSS (peak), the
+    leader's RSS (peak: toil-cwl-runner's own process, cwltool's, or Airflow's scheduler and
+    servers) and the CPU each process used as last seen (processes shorter than a sample are
+    missed). With ``jobstores`` (a glob pattern), the size of the job store(s) it matches is
+    sampled every ``jobstore_interval`` s in a second thread: its peak, not only its end."""
 
     interval: float = 0.5
+    jobstores: str | None = None
+    jobstore_interval: float = 5.0
     peak_rss: int = 0
+    peak_leader_rss: int = 0
     peak_procs: int = 0
     samples: int = 0
+    peak_jobstore: int = 0
+    peak_jobstore_files: int = 0
+    jobstore_samples: int = 0
     cpu_seen: dict[tuple[int, float], tuple[str, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _js_thread: threading.Thread | None = None
+
+    def sample_jobstore(self) -> None:
+        import glob
+
+        size = files = 0
+        for d in glob.glob(self.jobstores or ""):
+            s, n = dir_size_files(Path(d))
+            size, files = size + s, files + n
+        self.peak_jobstore = max(self.peak_jobstore, size)
+        self.peak_jobstore_files = max(self.peak_jobstore_files, files)
+        self.jobstore_samples += 1
+
+    def _js_loop(self) -> None:
+        while not self._stop.wait(self.jobstore_interval):
+            self.sample_jobstore()
 
     def sample(self) -> None:
         rss = 0
+        leader = 0
         procs = 0
         for p in psutil.Process().children(recursive=True):
             try:
@@ -223,9 +252,12 @@ class TreeSampler:
                             else self.cpu_seen.get(key, ("other", 0.0))[0])
                 procs += 1
                 self.cpu_seen[key] = (kind, t.user + t.system)
+                if kind in LEADER_KINDS:
+                    leader += p.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         self.peak_rss = max(self.peak_rss, rss)
+        self.peak_leader_rss = max(self.peak_leader_rss, leader)
         self.peak_procs = max(self.peak_procs, procs)
         self.samples += 1
 
@@ -248,12 +280,16 @@ class TreeSampler:
     def __enter__(self) -> TreeSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        if self.jobstores:
+            self._js_thread = threading.Thread(target=self._js_loop, daemon=True)
+            self._js_thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join()
+        for t in (self._thread, self._js_thread):
+            if t:
+                t.join()
 
 
 def children_cpu() -> float:
@@ -261,15 +297,28 @@ def children_cpu() -> float:
     return t.children_user + t.children_system
 
 
-def dir_size(path: Path) -> int:
-    total = 0
+def dir_size_files(path: Path) -> tuple[int, int]:
+    """(bytes, files) under ``path``; a symlink counts as its own few bytes, not its target."""
+    total = count = 0
     for root, _, files in os.walk(path):
         for f in files:
             try:
                 total += os.lstat(os.path.join(root, f)).st_size
+                count += 1
             except OSError:
                 pass
-    return total
+    return total, count
+
+
+def dir_size(path: Path) -> int:
+    return dir_size_files(path)[0]
+
+
+def children_written() -> int:
+    """Bytes the reaped children (the runner's whole tree) sent to storage (rusage oublock)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock * 512
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +366,15 @@ def science_figures(outdir: Path) -> dict[str, Any]:
     }
 
 
+def output_figures(outdir: Path, stars: int) -> dict[str, Any]:
+    """What the run leaves in its output folder: size, files, and both per star."""
+    size, files = dir_size_files(outdir)
+    pngs = len(list(outdir.glob("*.png")))
+    return {"outputs_mb": size / 2**20, "output_files": files, "figures": pngs,
+            "outputs_per_star_mb": size / 2**20 / max(stars, 1),
+            "files_per_star": files / max(stars, 1)}
+
+
 def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
     """`toil stats --raw` of a finished run: job count, per job type count/wall/CPU."""
     proc = subprocess.run(["toil", "stats", "--raw", "--logOff", jobstore], capture_output=True,
@@ -356,7 +414,8 @@ def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
 
 def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int | None,
             cores: int, container: bool, keep: bool, interval: float,
-            toil_args: list[str] | None = None) -> dict[str, Any]:
+            toil_args: list[str] | None = None, jobstore_interval: float = 5.0,
+            run_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the manifest once; wall, tree RSS/CPU, science CPU, Toil stats, job store."""
     outdir = outroot / name
     if outdir.exists():
@@ -364,12 +423,17 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
     extra = (["--maxCores", str(cores), "--stats", *(toil_args or [])] if runner == "toil"
              else [])
     cpu0 = children_cpu()
+    written0 = children_written()
     t0 = time.perf_counter()
-    with TreeSampler(interval=interval) as sampler:
+    jobstores = str(outdir / ".stellarflow" / "runs" / "*" / "jobstore")
+    with TreeSampler(interval=interval, jobstores=jobstores if runner == "toil" else None,
+                     jobstore_interval=jobstore_interval) as sampler:
         result = run_mod.run_manifest(manifest, outdir, chunk_size=chunk_size,
-                                      container=container, runner=runner, extra_args=extra)
+                                      container=container, runner=runner, extra_args=extra,
+                                      **(run_kwargs or {}))
     wall = time.perf_counter() - t0
     tree_cpu = children_cpu() - cpu0
+    written = children_written() - written0
     sci = science_figures(Path(result.outdir))
     stars = sci["stars"]
     # cwltool --parallel sizes itself from the machine (psutil.cpu_count()).
@@ -395,7 +459,11 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
         "processes_by_kind": sampler.processes_by_kind(),
         "peak_rss_mb": sampler.peak_rss / 2**20,
+        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
         "peak_processes": sampler.peak_procs,
+        "written_mb": written / 2**20,
+        "written_per_star_mb": written / 2**20 / stars,
+        **output_figures(Path(result.outdir), stars),
         "rss_samples": sampler.samples,
         "stars_ok": sci["stars_ok"],
         "stars_failed": sci["stars_failed"],
@@ -405,6 +473,11 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
     if runner == "toil":
         jobstore = Path(result.jobstore)
         rec["jobstore_mb"] = dir_size(jobstore) / 2**20 if jobstore.exists() else None
+        sampler.sample_jobstore()  # the end counts too (a run shorter than one sample)
+        rec["jobstore_peak_mb"] = sampler.peak_jobstore / 2**20
+        rec["jobstore_peak_files"] = sampler.peak_jobstore_files
+        rec["jobstore_samples"] = sampler.jobstore_samples
+        rec["jobstore_interval_s"] = jobstore_interval
         env = dict(os.environ)
         env.update(sites.runner_path_env())
         st = toil_stats(str(jobstore), env)
@@ -525,7 +598,12 @@ def fmt_run(r: dict[str, Any]) -> list[str]:
         f"  process-tree CPU  {r['tree_cpu_s']:.1f} s (science "
         f"{100 * (r['science_share_of_tree_cpu'] or 0):.0f} %); cores x wall not used by the "
         f"tree (idle or taken by other load) {100 * r['idle_share']:.0f} %",
-        f"  peak RSS (tree)   {r['peak_rss_mb']:.0f} MB ({r['peak_processes']} processes at most)",
+        f"  peak RSS (tree)   {r['peak_rss_mb']:.0f} MB ({r['peak_processes']} processes at most); "
+        f"leader {r.get('leader_peak_rss_mb', 0):.0f} MB",
+        f"  written           {r.get('written_mb', 0):.0f} MB by the tree "
+        f"({r.get('written_per_star_mb', 0):.2f} MB/star); outputs {r.get('outputs_mb', 0):.0f} MB "
+        f"in {r.get('output_files', 0)} files ({r.get('files_per_star', 0):.2f} per star, "
+        f"{r.get('figures', 0)} figures)",
     ]
     kinds = r.get("sampled_cpu_by_process_kind_s")
     if kinds:
@@ -539,7 +617,10 @@ def fmt_run(r: dict[str, Any]) -> list[str]:
         lines += [
             f"  Toil jobs         {r['toil_jobs']} ({classes}); {r['jobs_per_chunk']:.1f} per "
             f"chunk; {r['overhead_per_job_s']:.2f} s overhead per job",
-            f"  job store         {r['jobstore_mb']:.1f} MB",
+            f"  job store         peak {r.get('jobstore_peak_mb', 0):.1f} MB "
+            f"({r.get('jobstore_peak_files', 0)} files, sampled every "
+            f"{r.get('jobstore_interval_s', 5):g} s); "
+            f"{r['jobstore_mb']:.1f} MB at the end",
         ]
     return lines
 
