@@ -14,7 +14,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/catalogue:1.0.0
+    dockerPull: localhost/stellarflow/catalogue:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
@@ -58,7 +58,7 @@ outputs:
     doc: "catalogue.summary.json: star counts, fake stages and the rows without timings (deterministic)"
     outputBinding: {glob: catalogue.summary.json}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

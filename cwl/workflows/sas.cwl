@@ -37,6 +37,13 @@ inputs:
     default: 12
     label: Stars per chunk
     doc: How many stars each science job processes (the unit of scatter)
+  figures:
+    type: string
+    default: all
+    label: Which stars get a PNG
+    doc: |
+      all (default): every star; notable: failed stars and transit candidates; none. Every star
+      gets its product HDF5 (which holds all the figure's data) whatever this says.
 
 steps:
   chunk:
@@ -53,6 +60,7 @@ steps:
     in:
       observation_id: observation_id
       span: chunk/chunks
+      figures: figures
       # The chunk's stars are sliced here, by the workflow, so that the light-curve Files go
       # from the workflow's inputs straight to ingest (no tool in between re-stores them).
       # A step's valueFrom sees the inputs as they were before any valueFrom: `all_stars` is
@@ -97,7 +105,7 @@ outputs:
       type: array
       items: {type: array, items: File}
     label: PNG per star
-    doc: Per chunk, the figure of each star
+    doc: Per chunk, the figure of each star that `figures` selects
     outputSource: analyse/plots
 
 s:softwareVersion: 0.1.0

@@ -32,6 +32,8 @@ AUTO_CHUNK_MAX = 150
 # observation over many nodes.
 SCHEDULER_CHUNK_MAX = 50
 RUNNERS = ("toil", "cwltool")
+# Which stars get a PNG (star_products --figures); every star gets its product HDF5 regardless.
+FIGURES = ("all", "notable", "none")
 FAKE_MODULE = "fake_module"  # its image answers to every SAS module's command with a fake
 
 
@@ -289,16 +291,23 @@ def resolve_chunk_size(chunk_size: int | None, n_stars: int, *, site: str = "loc
 
 
 def run_manifest(manifest_path: str | os.PathLike[str], outdir: Path, *,
-                 chunk_size: int | None = None, **kwargs: Any) -> RunResult:
+                 chunk_size: int | None = None, figures: str | None = None,
+                 **kwargs: Any) -> RunResult:
     """Validate a manifest (InputError before any work) and run it.
 
     ``chunk_size`` None: automatic for the site (``resolve_chunk_size``).
+    ``figures`` (all, notable, none): which stars get a PNG; None: the workflow's default (all).
     """
+    if figures is not None and figures not in FIGURES:
+        raise InputError(None, f"--figures must be one of {', '.join(FIGURES)}, got {figures!r}")
     m = manifest_mod.load(manifest_path, allowed_workflows=tuple(ALLOWED_WORKFLOWS))
     size = resolve_chunk_size(chunk_size, len(m.stars), site=kwargs.get("site", "local"),
                               runner=kwargs.get("runner", "toil"),
                               extra_args=kwargs.get("extra_args"))
-    return run_job(m.cwl_job(size), observation_id=m.observation_id, outdir=outdir,
+    job = m.cwl_job(size)
+    if figures is not None:
+        job["figures"] = figures
+    return run_job(job, observation_id=m.observation_id, outdir=outdir,
                    workflow=m.workflow, **kwargs)
 
 
@@ -316,6 +325,10 @@ def add_arguments(p: Any) -> None:
                         "machine as many equal chunks as cores, at most "
                         f"{AUTO_CHUNK_MAX} stars each; on a scheduler at most "
                         f"{SCHEDULER_CHUNK_MAX})")
+    p.add_argument("--figures", choices=FIGURES, default=None,
+                   help="which stars get a PNG: all (the default), notable (failed stars and "
+                        "transit candidates) or none; every star gets its product HDF5, which "
+                        "holds all of the figure's data")
     p.add_argument("--runner", choices=RUNNERS, default="toil",
                    help="toil-cwl-runner (default) or cwltool (for comparison/validation)")
     p.add_argument("--fake", action="append", default=[], metavar="MODULE",
@@ -328,8 +341,8 @@ def add_arguments(p: Any) -> None:
 
 def cmd_run(args: Any) -> int:
     result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
-                          site=args.site, container=not args.no_container, runner=args.runner,
-                          fakes=args.fake, progress=not args.no_progress)
+                          figures=args.figures, site=args.site,
+                          container=not args.no_container, runner=args.runner, fakes=args.fake, progress=not args.no_progress)
     if args.json:
         print(result.to_json())
     else:
