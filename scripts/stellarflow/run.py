@@ -342,7 +342,8 @@ def add_arguments(p: Any) -> None:
 def cmd_run(args: Any) -> int:
     result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
                           figures=args.figures, site=args.site,
-                          container=not args.no_container, runner=args.runner, fakes=args.fake, progress=not args.no_progress)
+                          container=not args.no_container, runner=args.runner, fakes=args.fake,
+                          progress=not args.no_progress)
     if args.json:
         print(result.to_json())
     else:
