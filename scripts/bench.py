@@ -500,6 +500,114 @@ def measure_or_error(name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return {"error": str(exc)}
 
 
+def bench_airflow_module() -> Any:
+    """scripts/bench_airflow.py (Airflow side by side), imported by path."""
+    import importlib.util
+
+    if "stellarflow_bench_airflow" in sys.modules:
+        return sys.modules["stellarflow_bench_airflow"]
+    spec = importlib.util.spec_from_file_location("stellarflow_bench_airflow",
+                                                  REPO / "scripts" / "bench_airflow.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = mod  # type: ignore[union-attr]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def measure_airflow(manifest: Path, outroot: Path, *, chunk_size: int | None, cores: int,
+                    interval: float, figures: str | None = None) -> dict[str, Any]:
+    """The same chunks with the same images as an Airflow 3 DAG (scripts/bench_airflow.py):
+    wall from the trigger to the DAG's end (Airflow's services already up, as in a deployment;
+    their start is ``start_s``), efficiency, overhead per task. The process tree's CPU includes
+    Airflow's own start and idle loops."""
+    from stellarflow import manifest as manifest_mod
+
+    ba = bench_airflow_module()
+    m = manifest_mod.load(manifest)
+    size = run_mod.resolve_chunk_size(chunk_size, len(m.stars),
+                                      extra_args=["--maxCores", str(cores)])
+    folder = outroot / "airflow"
+    if folder.exists():
+        shutil.rmtree(folder)
+    outdir = folder / m.observation_id
+    plan = ba.sas_plan(m.cwl_job(size), ba.images_for_plan(), folder / "work", outdir,
+                       figures=figures)
+    cpu0 = children_cpu()
+    written0 = children_written()
+    with TreeSampler(interval=interval) as sampler:
+        rec = ba.run_dag(plan, folder / "home", cores=cores,
+                         wrap=[sys.executable, str(Path(__file__).resolve()), "--reap-exec", "--"])
+    tree_cpu = children_cpu() - cpu0
+    sci = science_figures(outdir)
+    stars = sci["stars"]
+    wall = rec["wall_s"]
+    capacity = cores * wall
+    ran = rec["task_states"].get("success", 0)
+    rec.update({
+        "stars": stars, "chunk_size": size, "chunks": math.ceil(stars / size), "cores": cores,
+        "runner_args": [f"parallelism={cores}"], "wall_per_star_s": wall / stars,
+        "science_cpu_s": sci["science_cpu_s"],
+        "science_cpu_per_star_s": sci["science_cpu_s"] / stars,
+        "efficiency": sci["science_cpu_s"] / capacity,
+        "overhead_per_star_s": (capacity - sci["science_cpu_s"]) / stars,
+        "tasks_run": ran, "overhead_per_task_s": (capacity - sci["science_cpu_s"]) / max(ran, 1),
+        "tree_cpu_s": tree_cpu,
+        "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
+        "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
+        "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
+        "processes_by_kind": sampler.processes_by_kind(),
+        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
+        "peak_processes": sampler.peak_procs, "rss_samples": sampler.samples,
+        "written_mb": (children_written() - written0) / 2**20,
+        "written_per_star_mb": (children_written() - written0) / 2**20 / stars,
+        **output_figures(outdir, stars),
+        "stars_ok": sci["stars_ok"], "stars_failed": sci["stars_failed"],
+        "per_module_cpu_s": sci["per_module_cpu_s"],
+    })
+    return rec
+
+
+def measure_chains(n: int, workdir: Path, *, cores: int, engines: tuple[str, ...]) -> dict:
+    """A chain of n tiny tasks (``true``, no container) under each engine: per-task cost."""
+    ba = bench_airflow_module()
+    folder = workdir / "chain"
+    if folder.exists():
+        shutil.rmtree(folder)
+    cwl = ba.chain_cwl(n, folder / "chain.cwl")
+    env = dict(os.environ)
+    env.update(sites.runner_path_env())
+    out: dict[str, Any] = {"tasks": n}
+    for engine in engines:
+        print(f"bench: chain of {n} tiny tasks under {engine} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            if engine == "airflow":
+                rec = ba.run_dag(ba.chain_plan(n), folder / "airflow-home", cores=cores)
+                wall = rec["wall_s"]
+                extra = {"start_s": rec["start_s"]}
+            else:
+                if engine == "toil":
+                    argv = ["toil-cwl-runner", "--config", str(sites.profile_path("local")),
+                            "--jobStore", str(folder / "jobstore"), "--workDir",
+                            str(folder / "work"), "--maxCores", str(cores), "--no-container",
+                            "--outdir", str(folder / "toil-out"), "--logLevel", "WARNING"]
+                    (folder / "work").mkdir(parents=True, exist_ok=True)
+                else:
+                    argv = ["cwltool", "--parallel", "--no-container", "--outdir",
+                            str(folder / "cwltool-out"), "--quiet"]
+                p = subprocess.run([*argv, str(cwl)], capture_output=True, text=True, env=env,
+                                   cwd=folder, check=False)
+                wall = time.perf_counter() - t0
+                if p.returncode != 0:
+                    raise RunError((p.stderr.strip().splitlines() or ["failed"])[-1])
+                extra = {}
+            out[engine] = {"wall_s": wall, "per_task_s": wall / n, **extra}
+        except RunError as exc:
+            out[engine] = {"error": str(exc)}
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Orchestration profile: process start + imports per module, container start
 
@@ -579,9 +687,36 @@ def summarise(doc: dict[str, Any]) -> None:
     core_s = t["cores"] * t["wall_s"] / t["stars"]  # = science CPU per star / efficiency
     doc["cores_for_200k_stars_24h"] = cores_needed(core_s)
     doc["cores_for_200k_stars_24h_at_efficiency_1"] = cores_needed(t["science_cpu_per_star_s"])
-    for key in ("cwltool", "naive"):
+    for key in ("cwltool", "naive", "airflow"):
         if isinstance(doc.get(key), dict) and "wall_s" in doc[key]:
             doc[key].update(compare(doc[key], t))
+    doc["engines"] = engines_table(doc)
+
+
+def engines_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Toil, cwltool and Airflow on the same chunks: wall, efficiency, overhead per task (the
+    tool steps that ran: Airflow's successful tasks, the same steps in the CWL runs; Toil's
+    CWLJob count where Airflow did not run) and the chain's per-task cost."""
+    af = doc.get("airflow") if isinstance(doc.get("airflow"), dict) else {}
+    chain = doc.get("chain") if isinstance(doc.get("chain"), dict) else {}
+    rows = []
+    for key, name in (("toil", "Toil (stellarflow_single_machine)"),
+                      ("cwltool", "cwltool --parallel"), ("airflow", "Airflow 3 LocalExecutor")):
+        r = doc.get(key)
+        if not isinstance(r, dict) or "wall_s" not in r:
+            continue
+        tasks = r.get("tasks_run") or af.get("tasks_run")
+        if not tasks and key == "toil":
+            tasks = r.get("toil_stats", {}).get("by_class", {}).get("CWLJob")
+        spare = r["cores"] * r["wall_s"] - r["science_cpu_s"]
+        c = chain.get(key) if isinstance(chain.get(key), dict) else {}
+        rows.append({"engine": name, "key": key, "stars": r["stars"], "wall_s": r["wall_s"],
+                     "efficiency": r["efficiency"], "tasks": tasks,
+                     "overhead_per_task_s": spare / tasks if tasks else None,
+                     "chain_per_task_s": c.get("per_task_s"),
+                     "start_s": r.get("start_s"), "tree_cpu_s": r["tree_cpu_s"],
+                     "leader_peak_rss_mb": r.get("leader_peak_rss_mb")})
+    return rows
 
 
 def fmt_run(r: dict[str, Any]) -> list[str]:
@@ -644,6 +779,7 @@ def text_report(doc: dict[str, Any]) -> str:
     for m, c in doc["toil"]["per_module_cpu_s"].items():
         out.append(f"    {m:26s} {c:7.3f} s")
     for key, title in (("cwltool", "cwltool --parallel"),
+                       ("airflow", "Airflow 3 (LocalExecutor, SQLite; scripts/bench_airflow.py)"),
                        ("naive", "naive one-star-per-job (Toil, chunk size 1)")):
         v = doc.get(key)
         if not isinstance(v, dict):
@@ -658,6 +794,23 @@ def text_report(doc: dict[str, Any]) -> str:
                 f"  vs Toil-chunked   tree CPU/star x{v['tree_cpu_per_star_ratio']:.2f}, wall/star "
                 f"x{v['wall_per_star_ratio']:.2f}, efficiency x{v['efficiency_ratio']:.2f} "
                 f"(per star; {v['stars']} vs {doc['toil']['stars']} stars)"]
+    eng = doc.get("engines") or []
+    if eng:
+        out += ["", "engines side by side (same chunks, same images; overhead per task = "
+                "(cores x wall - science CPU) / tool steps run):"]
+        for e in eng:
+            per = (f"{e['overhead_per_task_s']:.2f} s/task ({e['tasks']} tasks)"
+                   if e["overhead_per_task_s"] is not None else "n/a")
+            chain = (f"; chain {e['chain_per_task_s']:.2f} s/task"
+                     if e["chain_per_task_s"] is not None else "")
+            start = f"; services start {e['start_s']:.0f} s" if e.get("start_s") else ""
+            out.append(f"  {e['engine']:34s} wall {e['wall_s']:7.1f} s, efficiency "
+                       f"{e['efficiency']:.3f}, overhead {per}{chain}{start}")
+    ch = doc.get("chain")
+    if isinstance(ch, dict) and "tasks" in ch:
+        errs = {k: v["error"] for k, v in ch.items() if isinstance(v, dict) and "error" in v}
+        if errs:
+            out.append(f"  chain failures: {errs}")
     out += [
         "",
         f"cores needed for 200 000 stars in 24 h: {doc['cores_for_200k_stars_24h']:.0f} at the "
@@ -705,6 +858,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-cwltool", action="store_true", help="no cwltool --parallel run")
     p.add_argument("--skip-naive", action="store_true", help="no one-star-per-job run")
     p.add_argument("--skip-profile", action="store_true", help="no import/container-start profile")
+    p.add_argument("--skip-airflow", action="store_true",
+                   help="no Airflow run (its venv is built on first use: scripts/tool-venv)")
+    p.add_argument("--skip-chain", action="store_true",
+                   help="no chain of tiny tasks (per-task overhead of each engine)")
+    p.add_argument("--chain-tasks", type=int, default=100,
+                   help="tasks in the chain of tiny tasks (100)")
     p.add_argument("--naive-stars", type=int, default=24,
                    help="stars of the naive one-star-per-job run (first N; 24; 0 = all)")
     p.add_argument("--cwltool-stars", type=int, default=0,
@@ -725,6 +884,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("stars", "chunk_size", "cores"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be >= 1")
+    if args.chain_tasks < 1:
+        problems.append("--chain-tasks must be >= 1")
     if args.naive_stars < 0 or args.cwltool_stars < 0:
         problems.append("--naive-stars/--cwltool-stars must be >= 0")
     if problems:
@@ -749,6 +910,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                    "seed": SEED, "chunk_size": args.chunk_size, "cores": args.cores,
                    "container": container, "naive_stars": None if args.skip_naive else naive_n,
                    "cwltool_stars": None if args.skip_cwltool else cwl_n,
+                   "airflow_stars": None if args.skip_airflow else cwl_n,
+                   "chain_tasks": None if args.skip_chain else args.chain_tasks,
                    "rss_interval_s": args.interval, "toil_args": args.toil_args},
         "host": {"name": socket.gethostname(), "cpus": psutil.cpu_count(),
                  "mem_gb": psutil.virtual_memory().total / 2**30,
@@ -765,6 +928,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     doc["complete"] = False
     doc["cwltool"] = {"skipped": "--skip-cwltool"} if args.skip_cwltool else {"pending": True}
     doc["naive"] = {"skipped": "--skip-naive"} if args.skip_naive else {"pending": True}
+    doc["airflow"] = {"skipped": "--skip-airflow"} if args.skip_airflow else {"pending": True}
+    doc["chain"] = {"skipped": "--skip-chain"} if args.skip_chain else {"pending": True}
 
     def save(final: bool = False) -> str:
         """Written after every measured run, so that an interrupted bench keeps its figures."""
@@ -796,6 +961,22 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         print(f"bench: cwltool --parallel, {cwl_n} stars ...", file=sys.stderr, flush=True)
         doc["cwltool"] = measure_or_error("cwltool", subset_manifest(manifest, cwl_n), runs,
                                           runner="cwltool", chunk_size=args.chunk_size, **common)
+        save()
+    if not args.skip_airflow:
+        print(f"bench: Airflow (LocalExecutor, SQLite), {cwl_n} stars ...", file=sys.stderr,
+              flush=True)
+        try:
+            doc["airflow"] = measure_airflow(subset_manifest(manifest, cwl_n), runs,
+                                             chunk_size=args.chunk_size, cores=args.cores,
+                                             interval=args.interval)
+        except (RunError, InputError) as exc:
+            print(f"bench: airflow run failed: {exc}", file=sys.stderr)
+            doc["airflow"] = {"error": str(exc)}
+        save()
+    if not args.skip_chain:
+        engines = ("toil", "cwltool") + (() if args.skip_airflow else ("airflow",))
+        doc["chain"] = measure_chains(args.chain_tasks, workdir, cores=args.cores,
+                                      engines=engines)
     text = save(final=True)
     doc["_text"] = text
     return doc

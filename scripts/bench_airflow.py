@@ -245,7 +245,7 @@ def wait_for(check: Any, timeout: float, what: str, procs: list[subprocess.Popen
             return value
         for p in procs:
             if p.poll() is not None:
-                raise RunError(f"airflow {p.args[1]} exited ({p.returncode}) while waiting for "
+                raise RunError(f"airflow {p.args[-1]} exited ({p.returncode}) while waiting for "
                                f"{what}")
         time.sleep(interval)
     raise RunError(f"airflow: no {what} within {timeout:.0f} s")
@@ -265,8 +265,10 @@ def db_query(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
 
 
 def run_dag(plan: dict[str, Any], home: Path, *, cores: int, timeout: float = 7200.0,
-            sampler: Any = None) -> dict[str, Any]:
-    """Start Airflow in ``home``, run the plan's DAG once, stop Airflow; its figures."""
+            wrap: list[str] | None = None) -> dict[str, Any]:
+    """Start Airflow in ``home``, run the plan's DAG once, stop Airflow; its figures.
+    ``wrap``: a command prefix for each Airflow component (the bench's reaper)."""
+    wrap = list(wrap or [])
     bin_dir = airflow_bin()
     if home.exists():
         shutil.rmtree(home)
@@ -291,7 +293,7 @@ def run_dag(plan: dict[str, Any], home: Path, *, cores: int, timeout: float = 72
     try:
         for comp in ("api-server", "scheduler", "dag-processor"):
             with open(logs / f"{comp}.log", "wb") as log:
-                procs.append(subprocess.Popen([airflow, comp], env=env, stdout=log,
+                procs.append(subprocess.Popen([*wrap, airflow, comp], env=env, stdout=log,
                                               stderr=subprocess.STDOUT, cwd=home,
                                               start_new_session=True))
         wait_for(lambda: db_query(db, "select 1 from serialized_dag where dag_id = ?",
