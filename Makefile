@@ -20,7 +20,7 @@ SITE   ?= local
 DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
-        validate-site bench bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
+        validate-site bench bench-scale sizing airflow-venv bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
         clean
 
 help: ## list every target
@@ -72,9 +72,19 @@ import-images: install ## load image archives: make import-images DIR=path
 validate-site: install images ## run the Dummy Pipeline feature suite: make validate-site SITE=local
 	$(VENV)/bin/stellarflow validate-site --site $(SITE)
 
-bench: install images ## throughput figures -> build/bench/latest.json, build/bench/trigger.json
-	$(PY) scripts/bench.py
+bench: install images ## Toil vs cwltool vs Airflow, chains of 100 tiny tasks -> build/bench/latest.json (SKIP_AIRFLOW=1: no Airflow)
+	$(PY) scripts/bench.py $(if $(SKIP_AIRFLOW),--skip-airflow)
 	$(PY) scripts/bench_trigger.py
+
+SIZES ?= 240x60,2400x10,10000x5
+bench-scale: install images ## cost vs stars (SIZES=240x60,...) -> build/bench/scale.{json,md}, docs/figures/scale.png
+	$(PY) scripts/bench_scale.py --sizes $(SIZES)
+
+sizing: install ## PLATO sizing (200 000 stars x 2 years in 24 h on Slurm) from build/bench/*.json
+	$(PY) scripts/sizing.py
+
+airflow-venv: ## Airflow 3's own venv (build/tools/airflow) from scripts/tool-venvs/airflow.txt
+	scripts/tool-venv airflow
 
 bench-wes: install ## WES API under load: 50 pollers while 20 runs are submitted -> build/bench/wes.json
 	$(PY) scripts/bench_wes.py

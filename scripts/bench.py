@@ -189,6 +189,8 @@ def process_kind(cmdline: list[str], name: str) -> str:
         return "toil workers"  # forked from the warm server (toil_single_machine) or started
     if "toil-cwl-runner" in text:
         return "toil leader"
+    if any(Path(a).name == "airflow" for a in cmdline[:2]) or "airflow.sdk" in text:
+        return "airflow"  # its scheduler, api-server, dag-processor and task supervisors"
     if "cwltool" in text:
         return "cwltool"
     return "other"
