@@ -258,8 +258,8 @@ def test_another_toil_gets_its_own_single_machine(monkeypatch) -> None:
 
 
 def test_ruamel_deepcopy_fix() -> None:
-    """ruamel.yaml still copies a sequence's attributes once per element (quadratic): the plugin's
-    fix is needed. When this fails, ruamel.yaml is fixed: delete toil_batch_system_ruamel_deepcopy."""
+    """ruamel.yaml still copies a sequence's attributes once per element (quadratic): the fix
+    is needed. When this fails, ruamel.yaml is fixed: delete toil_batch_system_ruamel_deepcopy."""
     import os
     import subprocess
     import sys
@@ -275,9 +275,8 @@ def test_ruamel_deepcopy_fix() -> None:
     assert out.stdout.split() == ["False", "False", "False"]  # applied at import already
     import copy
 
-    from ruamel.yaml import YAML
-
     import toil_batch_system_ruamel_deepcopy  # noqa: F401
+    from ruamel.yaml import YAML
 
     doc = YAML().load("stars:\n" + "".join(f"  - {{id: s{i}}}\n" for i in range(50)))
     dup = copy.deepcopy(doc)
