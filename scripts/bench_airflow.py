@@ -128,9 +128,9 @@ def sas_plan(job: dict[str, Any], images: dict[str, str], work: Path, outdir: Pa
                           "trigger_rule": trigger_rule})
             return tid
 
-        # The chunk record travels as one argument, as CWL passes it (read from its file here).
-        step("ingest", ["--observation-id", job["observation_id"]], [], [],
-             tail=f"--chunk-json \"$(cat {shlex.quote(str(base / 'chunk.json'))})\"")
+        # The chunk record travels in a file, as the CWL tool passes it.
+        step("ingest", ["--observation-id", job["observation_id"], "--chunk-file",
+                        str(base / "chunk.json")], [], [base / "chunk.json"])
         step("msap1_preparation", ["--lightcurves", str(lc)], ["ingest"], [lc])
         step("msap4_rotation", ["--prepared", str(prep)], ["msap1_preparation"], [prep])
         # Only where a solar-like excess is plausible (the CWL step's `when`).

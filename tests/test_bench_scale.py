@@ -77,6 +77,7 @@ def test_airflow_plan_mirrors_the_chunk_workflow(tmp_path: Path) -> None:
         "chunk-0001.transit_search", "chunk-0001.msap4_rotation", "chunk-0001.msap3_seismology"}
     assert "--figures notable" in tasks["chunk-0001.star_products"]["bash_command"]
     assert f"--volume={lc}:{lc}:ro" in tasks["chunk-0000.ingest"]["bash_command"]
+    assert "--chunk-file" in tasks["chunk-0000.ingest"]["bash_command"]
     chunk = json.loads((tmp_path / "work" / "chunk-0001" / "chunk.json").read_text())
     assert [s["star_id"] for s in chunk["stars"]] == ["s2", "bad"]
     assert chunk["stars"][0]["lightcurve"]["path"] == str(lc / "s2.h5")

@@ -40,3 +40,23 @@ def test_ingest_chunk_keeps_good_stars(tmp_path: Path) -> None:
         assert st["c"] == ("failed", "ingest: lc/c.h5: light curve not found")
         assert f["stars/a"].attrs["teff"] == 5000.0
         lightcurve.read_group(f["stars/a"], "a").validate("a")
+
+
+def test_chunk_from_a_file_and_its_errors(tmp_path: Path, capsys) -> None:
+    """--chunk-file: the chunk record in a file (a chunk larger than one argument's 128 KiB)."""
+    good = tmp_path / "good.h5"
+    lightcurve.write_file(good, make_lc())
+    stars = [{"star_id": f"s{i:04d}", "lightcurve": {"path": str(good)}} for i in range(400)]
+    record = tmp_path / "chunk.json"
+    record.write_text(json.dumps({"chunk_id": "chunk-0001", "stars": stars}))
+    assert len(record.read_text()) > 2**15
+    out = tmp_path / "out"
+    out.mkdir()
+    assert ingest.main(["--outdir", str(out), "--observation-id", "o",
+                        "--chunk-file", str(record)]) == 0
+    with h5py.File(out / "chunk-0001.lightcurves.h5") as f:
+        assert len(f["stars"]) == 400
+    record.write_text("{not json")
+    assert ingest.main(["--outdir", str(out), "--observation-id", "o",
+                        "--chunk-file", str(record)]) != 0
+    assert "invalid JSON" in capsys.readouterr().err.strip().splitlines()[-1]
