@@ -526,8 +526,10 @@ def measure_airflow(manifest: Path, outroot: Path, *, chunk_size: int | None, co
 
     ba = bench_airflow_module()
     m = manifest_mod.load(manifest)
+    # The chunks `stellarflow run` makes for the same cores (Toil's and cwltool's runs).
     size = run_mod.resolve_chunk_size(chunk_size, len(m.stars),
-                                      extra_args=["--maxCores", str(cores)])
+                                      extra_args=["--maxCores", str(cores)],
+                                      bytes_per_star=run_mod.mean_lightcurve_bytes(m))
     folder = outroot / "airflow"
     if folder.exists():
         shutil.rmtree(folder)

@@ -382,8 +382,9 @@ def main(argv: list[str] | None = None) -> int:
             from stellarflow import run as run_mod
 
             m = manifest_mod.load(args.manifest)
-            size = run_mod.resolve_chunk_size(args.chunk_size, len(m.stars),
-                                              extra_args=["--maxCores", str(args.cores)])
+            size = run_mod.resolve_chunk_size(
+                args.chunk_size, len(m.stars), extra_args=["--maxCores", str(args.cores)],
+                bytes_per_star=run_mod.mean_lightcurve_bytes(m))
             home = args.home.resolve()
             plan = sas_plan(m.cwl_job(size), images_for_plan(), home.parent / "airflow-work",
                             args.outdir.resolve() / m.observation_id, figures=args.figures)
