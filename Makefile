@@ -20,8 +20,8 @@ SITE   ?= local
 DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
-        validate-site bench bench-wes serve nats-up nats-down slurm-up slurm-down sge-up sge-down \
-        release import-release clean science-figures science-cost
+        validate-site bench bench-scale sizing airflow-venv bench-wes serve nats-up nats-down slurm-up \
+        slurm-down sge-up sge-down release import-release clean science-figures science-cost
 
 help: ## list every target
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -86,9 +86,19 @@ release: install images ## release folder: packed CWL pinned by image id, image 
 import-release: install ## load a release on this checkout: make import-release DIR=path
 	$(PY) -m stellarflow.release import $(DIR)
 
-bench: install images ## throughput figures -> build/bench/latest.json, build/bench/trigger.json
-	$(PY) scripts/bench.py
+bench: install images ## Toil vs cwltool vs Airflow, chains of 100 tiny tasks -> build/bench/latest.json (SKIP_AIRFLOW=1: no Airflow)
+	$(PY) scripts/bench.py $(if $(SKIP_AIRFLOW),--skip-airflow)
 	$(PY) scripts/bench_trigger.py
+
+SIZES ?= 240x60,2400x10,10000x5
+bench-scale: install images ## cost vs stars (SIZES=240x60,...) -> build/bench/scale.{json,md}, docs/figures/scale.png
+	$(PY) scripts/bench_scale.py --sizes $(SIZES)
+
+sizing: install ## PLATO sizing (200 000 stars x 2 years in 24 h on Slurm) from build/bench/*.json
+	$(PY) scripts/sizing.py
+
+airflow-venv: ## Airflow 3's own venv (build/tools/airflow) from scripts/tool-venvs/airflow.txt
+	scripts/tool-venv airflow
 
 bench-wes: install ## WES API under load: 50 pollers while 20 runs are submitted -> build/bench/wes.json
 	$(PY) scripts/bench_wes.py

@@ -189,26 +189,57 @@ def process_kind(cmdline: list[str], name: str) -> str:
         return "toil workers"  # forked from the warm server (toil_single_machine) or started
     if "toil-cwl-runner" in text:
         return "toil leader"
+    if any(Path(a).name == "airflow" for a in cmdline[:2]) or "airflow.sdk" in text:
+        return "airflow"  # its scheduler, api-server, dag-processor and task supervisors"
     if "cwltool" in text:
         return "cwltool"
     return "other"
 
 
+LEADER_KINDS = ("toil leader", "cwltool", "airflow")
+
+
 @dataclass
 class TreeSampler:
-    """Samples the runner's process tree every ``interval`` s: the summed RSS (peak) and the
-    CPU each process used as last seen (processes shorter than a sample are missed)."""
+    """Samples the runner's process tree every ``interval`` s: the summed RSS (peak), the
+    leader's RSS (peak: toil-cwl-runner's own process, cwltool's, or Airflow's scheduler and
+    servers) and the CPU each process used as last seen (processes shorter than a sample are
+    missed). With ``jobstores`` (a glob pattern), the size of the job store(s) it matches is
+    sampled every ``jobstore_interval`` s in a second thread: its peak, not only its end."""
 
     interval: float = 0.5
+    jobstores: str | None = None
+    jobstore_interval: float = 5.0
     peak_rss: int = 0
+    peak_leader_rss: int = 0
     peak_procs: int = 0
     samples: int = 0
+    peak_jobstore: int = 0
+    peak_jobstore_files: int = 0
+    jobstore_samples: int = 0
     cpu_seen: dict[tuple[int, float], tuple[str, float]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _js_thread: threading.Thread | None = None
+
+    def sample_jobstore(self) -> None:
+        import glob
+
+        size = files = 0
+        for d in glob.glob(self.jobstores or ""):
+            s, n = dir_size_files(Path(d))
+            size, files = size + s, files + n
+        self.peak_jobstore = max(self.peak_jobstore, size)
+        self.peak_jobstore_files = max(self.peak_jobstore_files, files)
+        self.jobstore_samples += 1
+
+    def _js_loop(self) -> None:
+        while not self._stop.wait(self.jobstore_interval):
+            self.sample_jobstore()
 
     def sample(self) -> None:
         rss = 0
+        leader = 0
         procs = 0
         for p in psutil.Process().children(recursive=True):
             try:
@@ -223,9 +254,12 @@ class TreeSampler:
                             else self.cpu_seen.get(key, ("other", 0.0))[0])
                 procs += 1
                 self.cpu_seen[key] = (kind, t.user + t.system)
+                if kind in LEADER_KINDS:
+                    leader += p.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         self.peak_rss = max(self.peak_rss, rss)
+        self.peak_leader_rss = max(self.peak_leader_rss, leader)
         self.peak_procs = max(self.peak_procs, procs)
         self.samples += 1
 
@@ -248,12 +282,16 @@ class TreeSampler:
     def __enter__(self) -> TreeSampler:
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+        if self.jobstores:
+            self._js_thread = threading.Thread(target=self._js_loop, daemon=True)
+            self._js_thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join()
+        for t in (self._thread, self._js_thread):
+            if t:
+                t.join()
 
 
 def children_cpu() -> float:
@@ -261,15 +299,28 @@ def children_cpu() -> float:
     return t.children_user + t.children_system
 
 
-def dir_size(path: Path) -> int:
-    total = 0
+def dir_size_files(path: Path) -> tuple[int, int]:
+    """(bytes, files) under ``path``; a symlink counts as its own few bytes, not its target."""
+    total = count = 0
     for root, _, files in os.walk(path):
         for f in files:
             try:
                 total += os.lstat(os.path.join(root, f)).st_size
+                count += 1
             except OSError:
                 pass
-    return total
+    return total, count
+
+
+def dir_size(path: Path) -> int:
+    return dir_size_files(path)[0]
+
+
+def children_written() -> int:
+    """Bytes the reaped children (the runner's whole tree) sent to storage (rusage oublock)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock * 512
 
 
 # ---------------------------------------------------------------------------------------------
@@ -317,6 +368,15 @@ def science_figures(outdir: Path) -> dict[str, Any]:
     }
 
 
+def output_figures(outdir: Path, stars: int) -> dict[str, Any]:
+    """What the run leaves in its output folder: size, files, and both per star."""
+    size, files = dir_size_files(outdir)
+    pngs = len(list(outdir.glob("*.png")))
+    return {"outputs_mb": size / 2**20, "output_files": files, "figures": pngs,
+            "outputs_per_star_mb": size / 2**20 / max(stars, 1),
+            "files_per_star": files / max(stars, 1)}
+
+
 def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
     """`toil stats --raw` of a finished run: job count, per job type count/wall/CPU."""
     proc = subprocess.run(["toil", "stats", "--raw", "--logOff", jobstore], capture_output=True,
@@ -356,7 +416,8 @@ def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
 
 def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size: int | None,
             cores: int, container: bool, keep: bool, interval: float,
-            toil_args: list[str] | None = None) -> dict[str, Any]:
+            toil_args: list[str] | None = None, jobstore_interval: float = 5.0,
+            run_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the manifest once; wall, tree RSS/CPU, science CPU, Toil stats, job store."""
     outdir = outroot / name
     if outdir.exists():
@@ -364,12 +425,17 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
     extra = (["--maxCores", str(cores), "--stats", *(toil_args or [])] if runner == "toil"
              else [])
     cpu0 = children_cpu()
+    written0 = children_written()
     t0 = time.perf_counter()
-    with TreeSampler(interval=interval) as sampler:
+    jobstores = str(outdir / ".stellarflow" / "runs" / "*" / "jobstore")
+    with TreeSampler(interval=interval, jobstores=jobstores if runner == "toil" else None,
+                     jobstore_interval=jobstore_interval) as sampler:
         result = run_mod.run_manifest(manifest, outdir, chunk_size=chunk_size,
-                                      container=container, runner=runner, extra_args=extra)
+                                      container=container, runner=runner, extra_args=extra,
+                                      **(run_kwargs or {}))
     wall = time.perf_counter() - t0
     tree_cpu = children_cpu() - cpu0
+    written = children_written() - written0
     sci = science_figures(Path(result.outdir))
     stars = sci["stars"]
     # cwltool --parallel sizes itself from the machine (psutil.cpu_count()).
@@ -395,7 +461,11 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
         "processes_by_kind": sampler.processes_by_kind(),
         "peak_rss_mb": sampler.peak_rss / 2**20,
+        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
         "peak_processes": sampler.peak_procs,
+        "written_mb": written / 2**20,
+        "written_per_star_mb": written / 2**20 / stars,
+        **output_figures(Path(result.outdir), stars),
         "rss_samples": sampler.samples,
         "stars_ok": sci["stars_ok"],
         "stars_failed": sci["stars_failed"],
@@ -405,6 +475,11 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
     if runner == "toil":
         jobstore = Path(result.jobstore)
         rec["jobstore_mb"] = dir_size(jobstore) / 2**20 if jobstore.exists() else None
+        sampler.sample_jobstore()  # the end counts too (a run shorter than one sample)
+        rec["jobstore_peak_mb"] = sampler.peak_jobstore / 2**20
+        rec["jobstore_peak_files"] = sampler.peak_jobstore_files
+        rec["jobstore_samples"] = sampler.jobstore_samples
+        rec["jobstore_interval_s"] = jobstore_interval
         env = dict(os.environ)
         env.update(sites.runner_path_env())
         st = toil_stats(str(jobstore), env)
@@ -425,6 +500,116 @@ def measure_or_error(name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     except RunError as exc:
         print(f"bench: {name} run failed: {exc}", file=sys.stderr)
         return {"error": str(exc)}
+
+
+def bench_airflow_module() -> Any:
+    """scripts/bench_airflow.py (Airflow side by side), imported by path."""
+    import importlib.util
+
+    if "stellarflow_bench_airflow" in sys.modules:
+        return sys.modules["stellarflow_bench_airflow"]
+    spec = importlib.util.spec_from_file_location("stellarflow_bench_airflow",
+                                                  REPO / "scripts" / "bench_airflow.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = mod  # type: ignore[union-attr]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def measure_airflow(manifest: Path, outroot: Path, *, chunk_size: int | None, cores: int,
+                    interval: float, figures: str | None = None) -> dict[str, Any]:
+    """The same chunks with the same images as an Airflow 3 DAG (scripts/bench_airflow.py):
+    wall from the trigger to the DAG's end (Airflow's services already up, as in a deployment;
+    their start is ``start_s``), efficiency, overhead per task. The process tree's CPU includes
+    Airflow's own start and idle loops."""
+    from stellarflow import manifest as manifest_mod
+
+    ba = bench_airflow_module()
+    m = manifest_mod.load(manifest)
+    # The chunks `stellarflow run` makes for the same cores (Toil's and cwltool's runs).
+    size = run_mod.resolve_chunk_size(chunk_size, len(m.stars),
+                                      extra_args=["--maxCores", str(cores)],
+                                      bytes_per_star=run_mod.mean_lightcurve_bytes(m))
+    folder = outroot / "airflow"
+    if folder.exists():
+        shutil.rmtree(folder)
+    outdir = folder / m.observation_id
+    plan = ba.sas_plan(m.cwl_job(size), ba.images_for_plan(), folder / "work", outdir,
+                       figures=figures)
+    cpu0 = children_cpu()
+    written0 = children_written()
+    with TreeSampler(interval=interval) as sampler:
+        rec = ba.run_dag(plan, folder / "home", cores=cores,
+                         wrap=[sys.executable, str(Path(__file__).resolve()), "--reap-exec", "--"])
+    tree_cpu = children_cpu() - cpu0
+    sci = science_figures(outdir)
+    stars = sci["stars"]
+    wall = rec["wall_s"]
+    capacity = cores * wall
+    ran = rec["task_states"].get("success", 0)
+    rec.update({
+        "stars": stars, "chunk_size": size, "chunks": math.ceil(stars / size), "cores": cores,
+        "runner_args": [f"parallelism={cores}"], "wall_per_star_s": wall / stars,
+        "science_cpu_s": sci["science_cpu_s"],
+        "science_cpu_per_star_s": sci["science_cpu_s"] / stars,
+        "efficiency": sci["science_cpu_s"] / capacity,
+        "overhead_per_star_s": (capacity - sci["science_cpu_s"]) / stars,
+        "tasks_run": ran, "overhead_per_task_s": (capacity - sci["science_cpu_s"]) / max(ran, 1),
+        "tree_cpu_s": tree_cpu,
+        "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
+        "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
+        "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
+        "processes_by_kind": sampler.processes_by_kind(),
+        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
+        "peak_processes": sampler.peak_procs, "rss_samples": sampler.samples,
+        "written_mb": (children_written() - written0) / 2**20,
+        "written_per_star_mb": (children_written() - written0) / 2**20 / stars,
+        **output_figures(outdir, stars),
+        "stars_ok": sci["stars_ok"], "stars_failed": sci["stars_failed"],
+        "per_module_cpu_s": sci["per_module_cpu_s"],
+    })
+    return rec
+
+
+def measure_chains(n: int, workdir: Path, *, cores: int, engines: tuple[str, ...]) -> dict:
+    """A chain of n tiny tasks (``true``, no container) under each engine: per-task cost."""
+    ba = bench_airflow_module()
+    folder = workdir / "chain"
+    if folder.exists():
+        shutil.rmtree(folder)
+    cwl = ba.chain_cwl(n, folder / "chain.cwl")
+    env = dict(os.environ)
+    env.update(sites.runner_path_env())
+    out: dict[str, Any] = {"tasks": n}
+    for engine in engines:
+        print(f"bench: chain of {n} tiny tasks under {engine} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            if engine == "airflow":
+                rec = ba.run_dag(ba.chain_plan(n), folder / "airflow-home", cores=cores)
+                wall = rec["wall_s"]
+                extra = {"start_s": rec["start_s"]}
+            else:
+                if engine == "toil":
+                    argv = ["toil-cwl-runner", "--config", str(sites.profile_path("local")),
+                            "--jobStore", str(folder / "jobstore"), "--workDir",
+                            str(folder / "work"), "--maxCores", str(cores), "--no-container",
+                            "--outdir", str(folder / "toil-out"), "--logLevel", "WARNING"]
+                    (folder / "work").mkdir(parents=True, exist_ok=True)
+                else:
+                    argv = ["cwltool", "--parallel", "--no-container", "--outdir",
+                            str(folder / "cwltool-out"), "--quiet"]
+                p = subprocess.run([*argv, str(cwl)], capture_output=True, text=True, env=env,
+                                   cwd=folder, check=False)
+                wall = time.perf_counter() - t0
+                if p.returncode != 0:
+                    raise RunError((p.stderr.strip().splitlines() or ["failed"])[-1])
+                extra = {}
+            out[engine] = {"wall_s": wall, "per_task_s": wall / n, **extra}
+        except RunError as exc:
+            out[engine] = {"error": str(exc)}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,9 +691,36 @@ def summarise(doc: dict[str, Any]) -> None:
     core_s = t["cores"] * t["wall_s"] / t["stars"]  # = science CPU per star / efficiency
     doc["cores_for_200k_stars_24h"] = cores_needed(core_s)
     doc["cores_for_200k_stars_24h_at_efficiency_1"] = cores_needed(t["science_cpu_per_star_s"])
-    for key in ("cwltool", "naive"):
+    for key in ("cwltool", "naive", "airflow"):
         if isinstance(doc.get(key), dict) and "wall_s" in doc[key]:
             doc[key].update(compare(doc[key], t))
+    doc["engines"] = engines_table(doc)
+
+
+def engines_table(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Toil, cwltool and Airflow on the same chunks: wall, efficiency, overhead per task (the
+    tool steps that ran: Airflow's successful tasks, the same steps in the CWL runs; Toil's
+    CWLJob count where Airflow did not run) and the chain's per-task cost."""
+    af = doc.get("airflow") if isinstance(doc.get("airflow"), dict) else {}
+    chain = doc.get("chain") if isinstance(doc.get("chain"), dict) else {}
+    rows = []
+    for key, name in (("toil", "Toil (stellarflow_single_machine)"),
+                      ("cwltool", "cwltool --parallel"), ("airflow", "Airflow 3 LocalExecutor")):
+        r = doc.get(key)
+        if not isinstance(r, dict) or "wall_s" not in r:
+            continue
+        tasks = r.get("tasks_run") or af.get("tasks_run")
+        if not tasks and key == "toil":
+            tasks = r.get("toil_stats", {}).get("by_class", {}).get("CWLJob")
+        spare = r["cores"] * r["wall_s"] - r["science_cpu_s"]
+        c = chain.get(key) if isinstance(chain.get(key), dict) else {}
+        rows.append({"engine": name, "key": key, "stars": r["stars"], "wall_s": r["wall_s"],
+                     "efficiency": r["efficiency"], "tasks": tasks,
+                     "overhead_per_task_s": spare / tasks if tasks else None,
+                     "chain_per_task_s": c.get("per_task_s"),
+                     "start_s": r.get("start_s"), "tree_cpu_s": r["tree_cpu_s"],
+                     "leader_peak_rss_mb": r.get("leader_peak_rss_mb")})
+    return rows
 
 
 def fmt_run(r: dict[str, Any]) -> list[str]:
@@ -525,7 +737,12 @@ def fmt_run(r: dict[str, Any]) -> list[str]:
         f"  process-tree CPU  {r['tree_cpu_s']:.1f} s (science "
         f"{100 * (r['science_share_of_tree_cpu'] or 0):.0f} %); cores x wall not used by the "
         f"tree (idle or taken by other load) {100 * r['idle_share']:.0f} %",
-        f"  peak RSS (tree)   {r['peak_rss_mb']:.0f} MB ({r['peak_processes']} processes at most)",
+        f"  peak RSS (tree)   {r['peak_rss_mb']:.0f} MB ({r['peak_processes']} processes at most); "
+        f"leader {r.get('leader_peak_rss_mb', 0):.0f} MB",
+        f"  written           {r.get('written_mb', 0):.0f} MB by the tree "
+        f"({r.get('written_per_star_mb', 0):.2f} MB/star); outputs {r.get('outputs_mb', 0):.0f} MB "
+        f"in {r.get('output_files', 0)} files ({r.get('files_per_star', 0):.2f} per star, "
+        f"{r.get('figures', 0)} figures)",
     ]
     kinds = r.get("sampled_cpu_by_process_kind_s")
     if kinds:
@@ -539,7 +756,10 @@ def fmt_run(r: dict[str, Any]) -> list[str]:
         lines += [
             f"  Toil jobs         {r['toil_jobs']} ({classes}); {r['jobs_per_chunk']:.1f} per "
             f"chunk; {r['overhead_per_job_s']:.2f} s overhead per job",
-            f"  job store         {r['jobstore_mb']:.1f} MB",
+            f"  job store         peak {r.get('jobstore_peak_mb', 0):.1f} MB "
+            f"({r.get('jobstore_peak_files', 0)} files, sampled every "
+            f"{r.get('jobstore_interval_s', 5):g} s); "
+            f"{r['jobstore_mb']:.1f} MB at the end",
         ]
     return lines
 
@@ -563,6 +783,7 @@ def text_report(doc: dict[str, Any]) -> str:
     for m, c in doc["toil"]["per_module_cpu_s"].items():
         out.append(f"    {m:26s} {c:7.3f} s")
     for key, title in (("cwltool", "cwltool --parallel"),
+                       ("airflow", "Airflow 3 (LocalExecutor, SQLite; scripts/bench_airflow.py)"),
                        ("naive", "naive one-star-per-job (Toil, chunk size 1)")):
         v = doc.get(key)
         if not isinstance(v, dict):
@@ -577,6 +798,23 @@ def text_report(doc: dict[str, Any]) -> str:
                 f"  vs Toil-chunked   tree CPU/star x{v['tree_cpu_per_star_ratio']:.2f}, wall/star "
                 f"x{v['wall_per_star_ratio']:.2f}, efficiency x{v['efficiency_ratio']:.2f} "
                 f"(per star; {v['stars']} vs {doc['toil']['stars']} stars)"]
+    eng = doc.get("engines") or []
+    if eng:
+        out += ["", "engines side by side (same chunks, same images; overhead per task = "
+                "(cores x wall - science CPU) / tool steps run):"]
+        for e in eng:
+            per = (f"{e['overhead_per_task_s']:.2f} s/task ({e['tasks']} tasks)"
+                   if e["overhead_per_task_s"] is not None else "n/a")
+            chain = (f"; chain {e['chain_per_task_s']:.2f} s/task"
+                     if e["chain_per_task_s"] is not None else "")
+            start = f"; services start {e['start_s']:.0f} s" if e.get("start_s") else ""
+            out.append(f"  {e['engine']:34s} wall {e['wall_s']:7.1f} s, efficiency "
+                       f"{e['efficiency']:.3f}, overhead {per}{chain}{start}")
+    ch = doc.get("chain")
+    if isinstance(ch, dict) and "tasks" in ch:
+        errs = {k: v["error"] for k, v in ch.items() if isinstance(v, dict) and "error" in v}
+        if errs:
+            out.append(f"  chain failures: {errs}")
     out += [
         "",
         f"cores needed for 200 000 stars in 24 h: {doc['cores_for_200k_stars_24h']:.0f} at the "
@@ -624,6 +862,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-cwltool", action="store_true", help="no cwltool --parallel run")
     p.add_argument("--skip-naive", action="store_true", help="no one-star-per-job run")
     p.add_argument("--skip-profile", action="store_true", help="no import/container-start profile")
+    p.add_argument("--skip-airflow", action="store_true",
+                   help="no Airflow run (its venv is built on first use: scripts/tool-venv)")
+    p.add_argument("--skip-chain", action="store_true",
+                   help="no chain of tiny tasks (per-task overhead of each engine)")
+    p.add_argument("--chain-tasks", type=int, default=100,
+                   help="tasks in the chain of tiny tasks (100)")
     p.add_argument("--naive-stars", type=int, default=24,
                    help="stars of the naive one-star-per-job run (first N; 24; 0 = all)")
     p.add_argument("--cwltool-stars", type=int, default=0,
@@ -644,6 +888,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("stars", "chunk_size", "cores"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             problems.append(f"--{name.replace('_', '-')} must be >= 1")
+    if args.chain_tasks < 1:
+        problems.append("--chain-tasks must be >= 1")
     if args.naive_stars < 0 or args.cwltool_stars < 0:
         problems.append("--naive-stars/--cwltool-stars must be >= 0")
     if problems:
@@ -668,6 +914,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                    "seed": SEED, "chunk_size": args.chunk_size, "cores": args.cores,
                    "container": container, "naive_stars": None if args.skip_naive else naive_n,
                    "cwltool_stars": None if args.skip_cwltool else cwl_n,
+                   "airflow_stars": None if args.skip_airflow else cwl_n,
+                   "chain_tasks": None if args.skip_chain else args.chain_tasks,
                    "rss_interval_s": args.interval, "toil_args": args.toil_args},
         "host": {"name": socket.gethostname(), "cpus": psutil.cpu_count(),
                  "mem_gb": psutil.virtual_memory().total / 2**30,
@@ -684,6 +932,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     doc["complete"] = False
     doc["cwltool"] = {"skipped": "--skip-cwltool"} if args.skip_cwltool else {"pending": True}
     doc["naive"] = {"skipped": "--skip-naive"} if args.skip_naive else {"pending": True}
+    doc["airflow"] = {"skipped": "--skip-airflow"} if args.skip_airflow else {"pending": True}
+    doc["chain"] = {"skipped": "--skip-chain"} if args.skip_chain else {"pending": True}
 
     def save(final: bool = False) -> str:
         """Written after every measured run, so that an interrupted bench keeps its figures."""
@@ -715,6 +965,22 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         print(f"bench: cwltool --parallel, {cwl_n} stars ...", file=sys.stderr, flush=True)
         doc["cwltool"] = measure_or_error("cwltool", subset_manifest(manifest, cwl_n), runs,
                                           runner="cwltool", chunk_size=args.chunk_size, **common)
+        save()
+    if not args.skip_airflow:
+        print(f"bench: Airflow (LocalExecutor, SQLite), {cwl_n} stars ...", file=sys.stderr,
+              flush=True)
+        try:
+            doc["airflow"] = measure_airflow(subset_manifest(manifest, cwl_n), runs,
+                                             chunk_size=args.chunk_size, cores=args.cores,
+                                             interval=args.interval)
+        except (RunError, InputError) as exc:
+            print(f"bench: airflow run failed: {exc}", file=sys.stderr)
+            doc["airflow"] = {"error": str(exc)}
+        save()
+    if not args.skip_chain:
+        engines = ("toil", "cwltool") + (() if args.skip_airflow else ("airflow",))
+        doc["chain"] = measure_chains(args.chain_tasks, workdir, cores=args.cores,
+                                      engines=engines)
     text = save(final=True)
     doc["_text"] = text
     return doc

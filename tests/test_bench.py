@@ -64,6 +64,7 @@ def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
     out = tmp_path / "result" / "latest.json"
     p = subprocess.run([sys.executable, str(BENCH), "--stars", "4", "--days", "5",
                         "--chunk-size", "2", "--skip-naive", "--skip-cwltool", "--no-container",
+                        "--skip-airflow", "--skip-chain",
                         "--skip-profile", "--workdir", str(tmp_path / "bench"), "--out", str(out)],
                        capture_output=True, text=True, env=runner_env(), cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
@@ -77,6 +78,10 @@ def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
     assert 0 < doc["efficiency"] <= 1.0
     assert doc["toil_jobs"] > 2 * 6  # at least the six tools of each of the two chunks
     assert doc["peak_rss_mb"] > 0 and doc["jobstore_mb"] > 0
+    toil = doc["toil"]
+    assert 0 < toil["leader_peak_rss_mb"] <= toil["peak_rss_mb"]
+    assert toil["jobstore_peak_mb"] >= toil["jobstore_mb"] > 0
+    assert toil["output_files"] >= 2 * 4 + 2 and toil["figures"] == 4
     assert {"ingest", "msap1_preparation", "msap4_rotation", "transit_search",
             "star_products"} <= set(doc["per_module_cpu_s"])
     assert sum(doc["per_module_cpu_s"].values()) == pytest.approx(
@@ -102,3 +107,5 @@ def test_process_kinds() -> None:
     assert kind(["nodejs", "--eval", "x"], "nodejs") == "nodejs (CWL expressions)"
     assert kind(["python", "scripts/bench.py", "--reap-exec", "--", "cwltool"],
                 "python") == "bench wrapper"
+    assert kind(["/b/tools/airflow/bin/python3", "/b/tools/airflow/bin/airflow", "scheduler"],
+                "airflow") == "airflow"

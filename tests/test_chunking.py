@@ -55,3 +55,16 @@ def test_explicit_chunk_size_is_kept_and_checked() -> None:
     assert run.resolve_chunk_size(7, 240) == 7
     with pytest.raises(InputError, match="--chunk-size must be >= 1, got 0"):
         run.resolve_chunk_size(0, 240)
+
+
+@pytest.mark.parametrize(("stars", "mb_per_star", "expected"), [
+    (240, 1.29, 120),      # 60-day light curves: as before, one chunk per core
+    (2400, 0.22, 600),     # 10 days: the cap grows to ~870 stars, 4 chunks of 600
+    (2400, 1.29, 150),     # 60 days: 16 chunks of 150 as before
+    (10_000, 0.11, 1000),  # 5 days: at most AUTO_CHUNK_STARS_MAX
+    (1000, 16.0, 125),     # two-year light curves: never below AUTO_CHUNK_MAX's rounds
+])
+def test_auto_chunk_cap_follows_the_light_curves_size(stars: int, mb_per_star: float,
+                                                     expected: int) -> None:
+    assert run.auto_chunk_size(stars, 2, mb_per_star * 1e6) == expected
+    assert run.auto_chunk_size(stars, None, mb_per_star * 1e6) == run.auto_chunk_size(stars, None)

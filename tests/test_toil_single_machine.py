@@ -255,3 +255,30 @@ def test_another_toil_gets_its_own_single_machine(monkeypatch) -> None:
     assert cls.__mro__[1] is SingleMachineBatchSystem and cls.__module__ == sm.__name__
     assert not hasattr(cls, "issueBatchJob") or cls.issueBatchJob is \
         SingleMachineBatchSystem.issueBatchJob
+
+
+def test_ruamel_deepcopy_fix() -> None:
+    """ruamel.yaml still copies a sequence's attributes once per element (quadratic): the fix
+    is needed. When this fails, ruamel.yaml is fixed: delete toil_batch_system_ruamel_deepcopy."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from toil_batch_system_ruamel_deepcopy import fix; "
+            "print(fix.has_bug(), fix.apply(), fix.has_bug())")
+    env = {**os.environ, "STELLARFLOW_RUAMEL_DEEPCOPY": "off"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["True", "False", "True"]  # off: ruamel left alone
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "False", "False"]  # applied at import already
+    import copy
+
+    import toil_batch_system_ruamel_deepcopy  # noqa: F401
+    from ruamel.yaml import YAML
+
+    doc = YAML().load("stars:\n" + "".join(f"  - {{id: s{i}}}\n" for i in range(50)))
+    dup = copy.deepcopy(doc)
+    assert dup == doc and dup["stars"].lc.data == doc["stars"].lc.data
+    assert dup["stars"][49].lc.line == 50

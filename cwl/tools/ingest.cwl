@@ -16,13 +16,19 @@ $namespaces:
 
 requirements:
   InlineJavascriptRequirement: {}
+  # The chunk record (File paths as seen by the tool) travels in a file: as one command-line
+  # argument it would be limited to 128 KiB, about 300 stars.
+  InitialWorkDirRequirement:
+    listing:
+      - entryname: chunk.json
+        entry: $(JSON.stringify(inputs.chunk))
   SchemaDefRequirement:
     types:
       - $import: ../types/stellarflow.yml
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/ingest:1.1.0
+    dockerPull: localhost/stellarflow/ingest:1.2.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
@@ -32,8 +38,7 @@ hints:
 baseCommand: [ingest]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
-  # The chunk (File paths as seen by the tool) travels as one JSON argument.
-  - {prefix: --chunk-json, valueFrom: $(JSON.stringify(inputs.chunk))}
+  - {prefix: --chunk-file, valueFrom: chunk.json}
 
 inputs:
   observation_id:
@@ -66,7 +71,7 @@ outputs:
     doc: "<chunk_id>.lightcurves.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.lightcurves.profile.json"}
 
-s:softwareVersion: 1.1.0
+s:softwareVersion: 1.2.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

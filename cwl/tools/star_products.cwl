@@ -5,7 +5,8 @@ id: star_products
 label: Per-star products and catalogue rows of a chunk
 doc: |
   Writes a product HDF5 (prepared light curve, periodogram, PSD, BLS, parameters with
-  uncertainties, provenance of every module) and a PNG per star, and the chunk's catalogue rows.
+  uncertainties, provenance of every module) and a PNG per star (or only for the notable ones:
+  `figures`), and the chunk's catalogue rows.
 
 $namespaces:
   s: https://schema.org/
@@ -14,7 +15,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/star_products:1.0.0
+    dockerPull: localhost/stellarflow/star_products:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -62,6 +63,12 @@ inputs:
     label: Transit results
     doc: Chunk file written by transit_search
     inputBinding: {prefix: --transit}
+  figures:
+    type: string
+    default: all
+    label: Which stars get a PNG
+    doc: all (default), notable (failed stars and transit candidates) or none; every star gets its product HDF5
+    inputBinding: {prefix: --figures}
 
 outputs:
   products:
@@ -74,7 +81,7 @@ outputs:
     type: File[]
     format: iana:image/png
     label: PNG per star
-    doc: <star_id>.png (light curve, periodogram, PSD, folded transit)
+    doc: <star_id>.png (light curve, periodogram, PSD, folded transit), for the stars `figures` selects
     outputBinding: {glob: "*.png"}
   rows:
     type: File
@@ -95,7 +102,7 @@ outputs:
     doc: "<chunk_id>.rows.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.rows.profile.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

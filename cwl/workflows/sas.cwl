@@ -18,6 +18,7 @@ $namespaces:
 requirements:
   ScatterFeatureRequirement: {}
   SubworkflowFeatureRequirement: {}
+  StepInputExpressionRequirement: {}
   InlineJavascriptRequirement: {}
   SchemaDefRequirement:
     types:
@@ -37,20 +38,41 @@ inputs:
     default: 12
     label: Stars per chunk
     doc: How many stars each science job processes (the unit of scatter)
+  figures:
+    type: string
+    default: all
+    label: Which stars get a PNG
+    doc: |
+      all (default): every star; notable: failed stars and transit candidates; none. Every star
+      gets its product HDF5 (which holds all the figure's data) whatever this says.
 
 steps:
   chunk:
     run: ../tools/chunk_stars.cwl
     in:
-      stars: stars
+      n_stars:
+        source: stars
+        valueFrom: $(self.length)
       chunk_size: chunk_size
     out: [chunks]
   analyse:
     run: sas_chunk.cwl
-    scatter: chunk
+    scatter: span
     in:
       observation_id: observation_id
-      chunk: chunk/chunks
+      span: chunk/chunks
+      figures: figures
+      # The chunk's stars are sliced here, by the workflow, so that the light-curve Files go
+      # from the workflow's inputs straight to ingest (no tool in between re-stores them).
+      # A step's valueFrom sees the inputs as they were before any valueFrom: `all_stars` is
+      # read by `chunk`, then dropped from the chunk's job (it would carry every star).
+      all_stars:
+        source: stars
+        valueFrom: $(null)
+      chunk:
+        valueFrom: |
+          $({"chunk_id": inputs.span.chunk_id,
+             "stars": inputs.all_stars.slice(inputs.span.start, inputs.span.stop)})
     out: [products, plots, rows, profiles]
   assemble:
     run: ../tools/catalogue.cwl
@@ -84,7 +106,7 @@ outputs:
       type: array
       items: {type: array, items: File}
     label: PNG per star
-    doc: Per chunk, the figure of each star
+    doc: Per chunk, the figure of each star that `figures` selects
     outputSource: analyse/plots
   step_profiles:
     type:

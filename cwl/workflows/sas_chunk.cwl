@@ -30,6 +30,11 @@ inputs:
     type: ../types/stellarflow.yml#Chunk
     label: Chunk of stars
     doc: The stars of this chunk
+  figures:
+    type: string
+    default: all
+    label: Which stars get a PNG
+    doc: all, notable (failed stars and transit candidates) or none
 
 # Each stage is one tool, so the chunk workflow calls the tools directly: a stage with several
 # steps would be a sub-workflow of its own (each sub-workflow costs Toil jobs on the chunk's
@@ -81,6 +86,7 @@ steps:
       seismology: msap3/seismology
       parameters: msap5/parameters
       transit: transits/transit
+      figures: figures
     out: [products, plots, rows, profile]
 
 outputs:

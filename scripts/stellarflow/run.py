@@ -27,11 +27,19 @@ from .paths import ALLOWED_WORKFLOWS, repo_root, workflow_path
 # each chunk pays Toil's per-job cost, a container start and module imports (~2-3 s per stage)
 # once; the cap bounds what a retried job redoes (150 stars x ~3.6 s = 9 core-minutes).
 AUTO_CHUNK_MAX = 150
+# A star's cost grows with its light curve: when the light curves' size is known the cap follows
+# it, as many stars as AUTO_CHUNK_BYTES of light curves (150 stars of 60 days at 25 s, the 9
+# core-minutes above), never fewer than AUTO_CHUNK_MAX nor more than AUTO_CHUNK_STARS_MAX: short
+# light curves then make fewer, larger chunks, and fewer per-chunk costs (issue 16).
+AUTO_CHUNK_BYTES = 192 * 2**20
+AUTO_CHUNK_STARS_MAX = 1000
 # On a scheduler (Slurm, SGE...) the number of free cores is unknown: chunks of at most this many
 # stars (~3 core-minutes each) keep the per-job cost (~1.6 s on Slurm) near 1 % and spread the
 # observation over many nodes.
 SCHEDULER_CHUNK_MAX = 50
 RUNNERS = ("toil", "cwltool")
+# Which stars get a PNG (star_products --figures); every star gets its product HDF5 regardless.
+FIGURES = ("all", "notable", "none")
 FAKE_MODULE = "fake_module"  # its image answers to every SAS module's command with a fake
 
 
@@ -306,13 +314,16 @@ def fake_overrides(fakes: list[str], container: bool) -> dict[str, Any] | None:
         for name in sorted(set(fakes))}}
 
 
-def auto_chunk_size(n_stars: int, slots: int | None) -> int:
+def auto_chunk_size(n_stars: int, slots: int | None,
+                    bytes_per_star: float | None = None) -> int:
     """Stars per chunk for ``n_stars`` on ``slots`` one-core job slots (None: a scheduler).
 
     With known slots (this machine): the fewest chunks that fill every slot in whole rounds
     (so no core idles while the last chunk runs alone) with at most AUTO_CHUNK_MAX stars each,
-    e.g. 240 stars on 2 cores -> 2 chunks of 120. Chunks of one observation cost about the same:
-    every stage processes the same kinds of stars. On a scheduler: equal chunks of at most
+    e.g. 240 stars on 2 cores -> 2 chunks of 120; with ``bytes_per_star`` (the light curves'
+    mean size) the cap is AUTO_CHUNK_BYTES of light curves, within AUTO_CHUNK_MAX to
+    AUTO_CHUNK_STARS_MAX stars. Chunks of one observation cost about the same: every stage
+    processes the same kinds of stars. On a scheduler: equal chunks of at most
     SCHEDULER_CHUNK_MAX stars.
     """
     n = max(int(n_stars), 1)
@@ -320,7 +331,11 @@ def auto_chunk_size(n_stars: int, slots: int | None) -> int:
         n_chunks = math.ceil(n / SCHEDULER_CHUNK_MAX)
     else:
         slots = max(int(slots), 1)
-        n_chunks = min(n, slots * math.ceil(n / (slots * AUTO_CHUNK_MAX)))
+        cap = AUTO_CHUNK_MAX
+        if bytes_per_star and bytes_per_star > 0:
+            cap = min(max(AUTO_CHUNK_MAX, int(AUTO_CHUNK_BYTES // bytes_per_star)),
+                      AUTO_CHUNK_STARS_MAX)
+        n_chunks = min(n, slots * math.ceil(n / (slots * cap)))
     return math.ceil(n / n_chunks)
 
 
@@ -344,27 +359,48 @@ def site_slots(site: str, runner: str = "toil", extra_args: list[str] | None = N
 
 
 def resolve_chunk_size(chunk_size: int | None, n_stars: int, *, site: str = "local",
-                       runner: str = "toil", extra_args: list[str] | None = None) -> int:
+                       runner: str = "toil", extra_args: list[str] | None = None,
+                       bytes_per_star: float | None = None) -> int:
     """An explicit chunk size (>= 1), or the automatic one for this site (None)."""
     if chunk_size is None:
-        return auto_chunk_size(n_stars, site_slots(site, runner, extra_args))
+        return auto_chunk_size(n_stars, site_slots(site, runner, extra_args), bytes_per_star)
     if chunk_size < 1:
         raise InputError(None, f"--chunk-size must be >= 1, got {chunk_size}")
     return int(chunk_size)
 
 
+def mean_lightcurve_bytes(m: manifest_mod.Manifest) -> float | None:
+    """Mean size of the manifest's readable light curves (None when there is none)."""
+    sizes = []
+    for s in m.stars:
+        if s.lightcurve is not None:
+            try:
+                sizes.append(s.lightcurve.stat().st_size)
+            except OSError:
+                continue
+    return sum(sizes) / len(sizes) if sizes else None
+
+
 def run_manifest(manifest_path: str | os.PathLike[str], outdir: Path, *,
-                 chunk_size: int | None = None, **kwargs: Any) -> RunResult:
+                 chunk_size: int | None = None, figures: str | None = None,
+                 **kwargs: Any) -> RunResult:
     """Validate a manifest (InputError before any work) and run it.
 
     ``chunk_size`` None: automatic for the site (``resolve_chunk_size``).
+    ``figures`` (all, notable, none): which stars get a PNG; None: the workflow's default (all).
     """
+    if figures is not None and figures not in FIGURES:
+        raise InputError(None, f"--figures must be one of {', '.join(FIGURES)}, got {figures!r}")
     m = manifest_mod.load(manifest_path, allowed_workflows=tuple(ALLOWED_WORKFLOWS))
     size = resolve_chunk_size(chunk_size, len(m.stars), site=kwargs.get("site", "local"),
                               runner=kwargs.get("runner", "toil"),
-                              extra_args=kwargs.get("extra_args"))
+                              extra_args=kwargs.get("extra_args"),
+                              bytes_per_star=mean_lightcurve_bytes(m))
     kwargs.setdefault("manifest", Path(manifest_path))
-    return run_job(m.cwl_job(size), observation_id=m.observation_id, outdir=outdir,
+    job = m.cwl_job(size)
+    if figures is not None:
+        job["figures"] = figures
+    return run_job(job, observation_id=m.observation_id, outdir=outdir,
                    workflow=m.workflow, **kwargs)
 
 
@@ -379,9 +415,13 @@ def add_arguments(p: Any) -> None:
                    help="run steps in the venv instead of their images (development)")
     p.add_argument("--chunk-size", type=int, default=None,
                    help="stars per chunk, the unit of scatter (default: automatic; on this "
-                        "machine as many equal chunks as cores, at most "
-                        f"{AUTO_CHUNK_MAX} stars each; on a scheduler at most "
-                        f"{SCHEDULER_CHUNK_MAX})")
+                        "machine whole rounds of equal chunks over the cores, at most "
+                        f"{AUTO_CHUNK_MAX} stars each, more for short light curves (up to "
+                        f"{AUTO_CHUNK_STARS_MAX}); on a scheduler at most {SCHEDULER_CHUNK_MAX})")
+    p.add_argument("--figures", choices=FIGURES, default=None,
+                   help="which stars get a PNG: all (the default), notable (failed stars and "
+                        "transit candidates) or none; every star gets its product HDF5, which "
+                        "holds all of the figure's data")
     p.add_argument("--runner", choices=RUNNERS, default="toil",
                    help="toil-cwl-runner (default) or cwltool (for comparison/validation)")
     p.add_argument("--fake", action="append", default=[], metavar="MODULE",
@@ -394,8 +434,9 @@ def add_arguments(p: Any) -> None:
 
 def cmd_run(args: Any) -> int:
     result = run_manifest(args.manifest, args.outdir, chunk_size=args.chunk_size,
-                          site=args.site, container=not args.no_container, runner=args.runner,
-                          fakes=args.fake, progress=not args.no_progress)
+                          figures=args.figures, site=args.site,
+                          container=not args.no_container, runner=args.runner, fakes=args.fake,
+                          progress=not args.no_progress)
     if args.json:
         print(result.to_json())
     else:

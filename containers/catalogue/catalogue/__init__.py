@@ -3,6 +3,8 @@
 A row whose status is neither ok nor failed becomes a failed row naming the problem; the other
 rows are kept as they are. Stages that a contract-conformant fake stood in for (the rows'
 ``fake_stages`` metadata) are listed in the catalogue's metadata and at the top of the report.
+Stars that star_products left without a figure (``--figures``; the rows' ``no_figure``
+metadata) get no PNG link in the report.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from stellarflow_contracts.chunk import module_main, provenance
 from stellarflow_contracts.errors import InputError
 
 MODULE = "catalogue"
-__version__ = "1.0.0"
+__version__ = "1.1.0"
+NO_FIGURE_META = "no_figure"  # rows metadata written by star_products: stars without a PNG
 STATUSES = ("ok", "failed")
 
 
@@ -37,7 +40,8 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 
 def write_report(path: Path, table: Table, observation_id: str,
-                 fake_stages: list[str] | None = None) -> None:
+                 fake_stages: list[str] | None = None, no_figure: set[str] | None = None) -> None:
+    no_figure = no_figure or set()
     n_ok = int(sum(1 for s in table["status"] if s == "ok"))
     n_failed = len(table) - n_ok
     cpu = float(sum(v for v in table["cpu_s"] if not math.isnan(v)))
@@ -51,7 +55,8 @@ def write_report(path: Path, table: Table, observation_id: str,
         sid = html.escape(str(row["star_id"]))
         cls = "ok" if row["status"] == "ok" else "failed"
         cells = "".join(f"<td>{_fmt(row[c])}</td>" for c in cols)
-        links = (f'<a href="{sid}.png">PNG</a> <a href="{sid}.product.h5">HDF5</a>')
+        png = "" if str(row["star_id"]) in no_figure else f'<a href="{sid}.png">PNG</a> '
+        links = f'{png}<a href="{sid}.product.h5">HDF5</a>'
         title = f' title="{html.escape(str(row["error"]))}"' if row["error"] else ""
         body.append(f'<tr class="{cls}"{title}><td>{sid}</td><td>{row["status"]}</td>{cells}'
                     f"<td>{links}</td></tr>")
@@ -69,6 +74,7 @@ td:first-child{{text-align:left}} p.fake{{background:#ffd;padding:4px}}</style><
 <h1>Observation {html.escape(observation_id)}</h1>{fakes}
 <p>{len(table)} stars: <b>{n_ok} ok</b>, <b>{n_failed} failed</b>. Rotation periods: {rotating};
 seismic detections: {seismic}; transit detections: {detected}. Science CPU: {cpu:.1f} s.
+Figures: {len(table) - len(no_figure & set(map(str, table["star_id"])))} of {len(table)} stars.
 Catalogue: <a href="catalogue.ecsv">catalogue.ecsv</a>. Made {created}.</p>
 <h2>Failed stars</h2><ul>{failures}</ul>
 <h2>Stars</h2><table><tr>{head}</tr>
@@ -80,6 +86,7 @@ Catalogue: <a href="catalogue.ecsv">catalogue.ecsv</a>. Made {created}.</p>
 def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path, Path]:
     tables = []
     fakes: set[str] = set()
+    no_figure: set[str] = set()
     with enable_units():
         for p in rows:
             try:
@@ -87,6 +94,7 @@ def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path,
             except Exception as exc:  # astropy raises several types on bad tables
                 raise InputError(p, f"unreadable catalogue rows ({exc})") from None
             fakes.update(tables[-1].meta.get(FAKE_STAGES_META) or [])
+            no_figure.update(map(str, tables[-1].meta.get(NO_FIGURE_META) or []))
     if tables:
         table = vstack(tables, metadata_conflicts="silent")
         table.meta.clear()
@@ -101,7 +109,7 @@ def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path,
     cat = outdir / "catalogue.ecsv"
     table.write(cat, format="ascii.ecsv", overwrite=True)
     report = outdir / "report.html"
-    write_report(report, table, observation_id, sorted(fakes))
+    write_report(report, table, observation_id, sorted(fakes), no_figure)
     write_summary(table, outdir)
     return cat, report
 

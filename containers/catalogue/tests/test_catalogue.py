@@ -40,3 +40,16 @@ def test_fake_stages_reach_the_report(tmp_path: Path) -> None:
                            "--outdir", str(out)]) == 0
     assert read_catalogue(out / "catalogue.ecsv").meta[FAKE_STAGES_META] == ["msap3_seismology"]
     assert "contract-conformant fakes" in (out / "report.html").read_text()
+
+
+def test_stars_without_a_figure_get_no_png_link(tmp_path: Path) -> None:
+    rows = read_catalogue(DATA / "chunk-0000.rows.ecsv")
+    rows.meta[catalogue.NO_FIGURE_META] = ["star00000"]
+    rows.write(tmp_path / "r.ecsv", format="ascii.ecsv")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert catalogue.main(["--observation-id", "fx", "--rows", str(tmp_path / "r.ecsv"),
+                           "--outdir", str(out)]) == 0
+    report = (out / "report.html").read_text()
+    assert 'href="star00000.png"' not in report and 'href="star00000.product.h5"' in report
+    assert 'href="star00001.png"' in report and "Figures: 4 of 5 stars" in report

@@ -26,7 +26,7 @@ from stellarflow_contracts.chunk import (
 from stellarflow_contracts.errors import InputError
 
 MODULE = "ingest"
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 
 def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
@@ -74,16 +74,28 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--observation-id", required=True, help="observation the chunk belongs to")
-    p.add_argument("--chunk-json", required=True,
-                   help="the chunk record as JSON: {chunk_id, stars: [{star_id, lightcurve: "
-                        "{path} or [{path}, ...], teff, logg, feh, input_error}]}")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--chunk-json",
+                       help="the chunk record as JSON: {chunk_id, stars: [{star_id, lightcurve: "
+                            "{path} or [{path}, ...], teff, logg, feh, input_error}]}")
+    # One command-line argument holds at most 128 KiB on Linux: ~300 stars of a chunk record.
+    given.add_argument("--chunk-file", type=Path,
+                       help="a file holding the chunk record as JSON (any number of stars)")
 
 
 def _run(args: argparse.Namespace) -> None:
+    where = "--chunk-json"
+    text = args.chunk_json
+    if args.chunk_file is not None:
+        where = str(args.chunk_file)
+        try:
+            text = args.chunk_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(where, f"cannot read the chunk record ({exc})") from None
     try:
-        chunk = json.loads(args.chunk_json)
+        chunk = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError("--chunk-json", f"invalid JSON: {exc.msg}") from None
+        raise InputError(where, f"invalid JSON: {exc.msg}") from None
     ingest_chunk(chunk, args.observation_id, args.outdir)
 
 

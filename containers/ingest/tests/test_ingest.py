@@ -63,3 +63,23 @@ def test_ingest_stitches_kepler_quarters(tmp_path: Path) -> None:
     assert t.min() < -1800 and t.max() < -1500  # 2009-2010: before BJD 2457000
     assert t.max() - t.min() > 250
     assert lc.cadence_s == pytest.approx(1765.5, rel=1e-3)
+
+
+def test_chunk_from_a_file_and_its_errors(tmp_path: Path, capsys) -> None:
+    """--chunk-file: the chunk record in a file (a chunk larger than one argument's 128 KiB)."""
+    good = tmp_path / "good.h5"
+    lightcurve.write_file(good, make_lc())
+    stars = [{"star_id": f"s{i:04d}", "lightcurve": {"path": str(good)}} for i in range(400)]
+    record = tmp_path / "chunk.json"
+    record.write_text(json.dumps({"chunk_id": "chunk-0001", "stars": stars}))
+    assert len(record.read_text()) > 2**15
+    out = tmp_path / "out"
+    out.mkdir()
+    assert ingest.main(["--outdir", str(out), "--observation-id", "o",
+                        "--chunk-file", str(record)]) == 0
+    with h5py.File(out / "chunk-0001.lightcurves.h5") as f:
+        assert len(f["stars"]) == 400
+    record.write_text("{not json")
+    assert ingest.main(["--outdir", str(out), "--observation-id", "o",
+                        "--chunk-file", str(record)]) != 0
+    assert "invalid JSON" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -6,6 +6,12 @@ with uncertainties) and /provenance/<stage> (module, version, image, host) for e
 A stage made by a contract-conformant fake (root attr ``fake_of`` of its chunk file) is marked
 ``fake = 1`` in the product's provenance and listed in the rows' ``fake_stages`` metadata.
 A star whose products cannot be written becomes a failed row; the rest of the chunk goes on.
+
+``--figures`` chooses which stars get a PNG (the figure is most of this module's cost on short
+light curves): ``all`` (the default), ``notable`` (failed stars and transit candidates: what an
+astronomer opens first) or ``none``. Every star still gets its product HDF5, which holds all the
+figure's data. The stars left without a figure are listed in the rows' ``no_figure`` metadata,
+so that the report links only figures that exist.
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ from stellarflow_contracts.chunk import (
 from stellarflow_contracts.errors import InputError
 
 MODULE = "star_products"
-__version__ = "1.0.0"
+__version__ = "1.1.0"
+FIGURES = ("all", "notable", "none")
+NO_FIGURE_META = "no_figure"  # rows metadata: star ids without a PNG (read by the catalogue)
 STAGES = ("lightcurves", "prepared", "rotation", "seismology", "parameters", "transit")
 
 # (product /parameters name, stage, attr, error attr, unit)
@@ -189,12 +197,27 @@ def plot_star(path: Path, sid: str, status: str, error: str,
         ax.set_xlabel("frequency (µHz)")
     else:
         ax.set_title("seismology not run (no solar-like excess expected)", fontsize=9)
-    fig.tight_layout()
+    # Fixed margins: tight_layout measured every tick label first, half the figure's cost.
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.075, top=0.91, wspace=0.18,
+                        hspace=0.32)
     fig.savefig(path)
 
 
-def build_products(inputs: dict[str, Path | None], outdir: Path) -> Path:
+def wants_figure(figures: str, status: str, groups: dict[str, h5py.Group | None]) -> bool:
+    """Whether this star gets a PNG under ``--figures``."""
+    if figures == "all":
+        return True
+    if figures == "none":
+        return False
+    return status == STATUS_FAILED or np.isfinite(_value(groups.get("transit"),
+                                                          "transit_period_d"))
+
+
+def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = "all") -> Path:
+    if figures not in FIGURES:
+        raise InputError(None, f"--figures must be one of {', '.join(FIGURES)}, got {figures!r}")
     rows = []
+    no_figure = []
     with ExitStack() as stack:
         files = {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p}
         src = files["prepared"]
@@ -208,11 +231,16 @@ def build_products(inputs: dict[str, Path | None], outdir: Path) -> Path:
             with quiet_numerics():
                 try:
                     write_product(product, sid, observation_id, status, error, groups, files)
-                    plot_star(figure, sid, status, error, groups)
+                    if wants_figure(figures, status, groups):
+                        plot_star(figure, sid, status, error, groups)
                 except Exception as exc:  # one failing star never fails its chunk
                     status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
+                    figure.unlink(missing_ok=True)
                     write_product(product, sid, observation_id, status, error, {}, files)
-                    plot_star(figure, sid, status, error, {})
+                    if wants_figure(figures, status, {}):
+                        plot_star(figure, sid, status, error, {})
+            if not figure.exists():
+                no_figure.append(sid)
             row = {name: math.nan for name in COLUMN_NAMES}
             row.update(star_id=sid, status=status, error=error)
             for name, stage, key, _, _ in PARAMETERS:
@@ -226,7 +254,8 @@ def build_products(inputs: dict[str, Path | None], outdir: Path) -> Path:
         fakes = sorted(attr_str(f, "fake_of") for f in files.values() if "fake_of" in f.attrs)
     table = make_table(rows)
     table.meta.update({"chunk_id": chunk_id, "observation_id": observation_id,
-                       "star_products": prov, FAKE_STAGES_META: fakes})
+                       "star_products": prov, FAKE_STAGES_META: fakes,
+                       NO_FIGURE_META: no_figure})
     out = outdir / f"{chunk_id}.rows.ecsv"
     table.write(out, format="ascii.ecsv", overwrite=True)
     write_rows_summary(rows, chunk_id, outdir)
@@ -255,10 +284,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     for stage in STAGES:
         p.add_argument(f"--{stage}", type=Path, required=stage not in ("seismology",),
                        help=f"chunk file from the {stage} stage")
+    p.add_argument("--figures", choices=FIGURES, default="all",
+                   help="which stars get a PNG: all (default), notable (failed stars and "
+                        "transit candidates) or none; every star gets its product HDF5")
 
 
 def _run(args: argparse.Namespace) -> None:
-    build_products({stage: getattr(args, stage) for stage in STAGES}, args.outdir)
+    build_products({stage: getattr(args, stage) for stage in STAGES}, args.outdir,
+                   figures=args.figures)
 
 
 def main(argv: list[str] | None = None) -> int:

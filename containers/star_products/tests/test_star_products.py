@@ -52,3 +52,19 @@ def test_a_faked_stage_is_marked(tmp_path: Path) -> None:
         "msap4_rotation"]
     with h5py.File(out / "star00000.product.h5") as f:
         assert f["provenance/rotation"].attrs["fake"] == 1
+
+
+def test_figures_notable_and_none(tmp_path: Path) -> None:
+    """notable: failed stars and transit candidates get a PNG; none: no PNG; products always."""
+    args = [a for s in sp.STAGES for a in (f"--{s}", str(DATA / f"chunk-0000.{s}.h5"))]
+    for choice in ("notable", "none"):
+        out = tmp_path / choice
+        out.mkdir()
+        assert sp.main([*args, "--outdir", str(out), "--figures", choice]) == 0
+        rows = read_catalogue(out / "chunk-0000.rows.ecsv")
+        notable = {str(r["star_id"]) for r in rows
+                   if r["status"] == "failed" or r["transit_period_d"] == r["transit_period_d"]}
+        drawn = {p.name.removesuffix(".png") for p in out.glob("*.png")}
+        assert drawn == (notable if choice == "notable" else set())
+        assert set(rows.meta["no_figure"]) == {str(s) for s in rows["star_id"]} - drawn
+        assert len(list(out.glob("*.product.h5"))) == len(rows)

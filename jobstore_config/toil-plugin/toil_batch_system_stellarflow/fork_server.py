@@ -74,6 +74,13 @@ def serve() -> int:
     import toil.cwl.cwltoil  # noqa: F401 (what a CWL worker unpickles its job with)
     import toil.worker  # noqa: F401
 
+    try:  # workers copy CWL jobs too (the workflow's job holds every star)
+        from toil_batch_system_ruamel_deepcopy.fix import apply
+    except ImportError:
+        pass
+    else:
+        apply()
+
     if threading.active_count() != 1:
         print("stellarflow fork server: importing Toil started threads; not forking",
               file=sys.stderr)
