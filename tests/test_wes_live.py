@@ -30,8 +30,8 @@ import pytest
 
 from stellarflow_trigger.wes import hostile
 
-# One worker runs them all, in order: the later tests read the runs the earlier ones made
-# (make test passes --dist loadgroup to pytest-xdist).
+# Grouped for `--dist loadgroup`; without it (make test: it did not group under pytest-xdist
+# 3.8 here) each worker that gets one of these tests starts its own server (module fixtures).
 pytestmark = pytest.mark.xdist_group(name="wes-live")
 REPO = Path(__file__).resolve().parents[1]
 SAS = REPO / "cwl" / "workflows" / "sas.cwl"
