@@ -198,3 +198,24 @@ def test_page_assets_are_public_off_loopback(tmp_path: Path) -> None:
         assert c.get("/static/app.js").status_code == 200
         assert c.get("/ui/api/runs").status_code == 401
         assert c.get("/ui/api/runs", headers=AUTH).status_code == 200
+
+
+def test_task_usage_from_step_profiles() -> None:
+    """Tasks get CPU and RSS from the run's step profiles: same tool, inside the task's span,
+    each line used once (two chunks that start in the same second both get one)."""
+    from stellarflow.progress import Task
+    from stellarflow_trigger.wes import views
+
+    t0 = 1_796_167_034.0  # 2026-12-01T23:17:14Z
+    tasks = [Task(id="1", name="ingest", step="sas_chunk.ingest", chunk=1, start=t0, end=t0 + 2),
+             Task(id="2", name="ingest", step="sas_chunk.ingest", chunk=2, start=t0, end=t0 + 2),
+             Task(id="3", name="chunk_stars", step="chunk", chunk=1, start=t0 - 1, end=t0 - 1)]
+    lines = [{"tool": "ingest", "chunk": f"chunk-000{k}", "source": "container",
+              "start_utc": f"2026-12-01T23:17:14.{k + 4}Z", "end_utc": "2026-12-01T23:17:15.9Z",
+              "used": {"cpu_s": 0.2 + k, "max_rss_bytes": 76 * 2**20,
+                       "cpu_percent_of_request": 30.0}} for k in (0, 1)]
+    usage = views.usage_by_task(tasks, lines)
+    assert {usage["1"]["chunk"], usage["2"]["chunk"]} == {"chunk-0000", "chunk-0001"}
+    assert views.usage_text(usage["1"]) == ("cpu/rss: 0.20 s CPU (30 % of the cores requested), "
+                                            "max RSS 76 MiB (container, chunk-0000)")
+    assert "not known" in views.usage_text(usage.get("3"))

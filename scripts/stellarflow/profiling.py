@@ -49,7 +49,7 @@ RAM_STEP = 64 * 2**20
 MIN_TIME_LIMIT_S = 600
 
 
-def _iso(t: str | None) -> datetime | None:
+def parse_time(t: str | None) -> datetime | None:
     """A UTC timestamp of a step profile, or sacct's local time, as an aware datetime."""
     if not t or t in ("Unknown", "None"):
         return None
@@ -68,12 +68,12 @@ def match_sacct(steps: list[dict], sacct_steps: list[dict]) -> dict[int, dict]:
     found: dict[int, dict] = {}
     used: set[str] = set()
     for i, rec in enumerate(steps):
-        s, e = _iso(rec.get("start_utc")), _iso(rec.get("end_utc"))
+        s, e = parse_time(rec.get("start_utc")), parse_time(rec.get("end_utc"))
         if s is None or e is None:
             continue
         best = None
         for job in sacct_steps:
-            js, je = _iso(job.get("start")), _iso(job.get("end"))
+            js, je = parse_time(job.get("start")), parse_time(job.get("end"))
             if js is None or je is None or job["job_id"] in used:
                 continue
             if js.timestamp() - 1.5 <= s.timestamp() and e.timestamp() <= je.timestamp() + 1.5:

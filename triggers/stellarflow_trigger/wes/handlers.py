@@ -195,7 +195,9 @@ def ListTasks(run_id: str, page_size: int | None = None,  # noqa: N802
     page = tasks[start:start + size]
     base = base_url()
     nxt = str(start + size) if start + size < len(tasks) else ""
-    return {"task_logs": [views.task_log(run, t, base) for t in page], "next_page_token": nxt}
+    usage = views.usage_by_task(tasks, views.step_usage(run))
+    return {"task_logs": [views.task_log(run, t, base, usage) for t in page],
+            "next_page_token": nxt}
 
 
 def GetTask(run_id: str, task_id: str) -> dict[str, Any]:  # noqa: N802

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stellarflow import profiling
 from stellarflow import progress as progress_mod
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
@@ -256,10 +257,63 @@ def tasks_of(run: Run) -> list[progress_mod.Task]:
     return p.tasks if p else []
 
 
-def task_log(run: Run, t: progress_mod.Task, base: str) -> dict[str, Any]:
+def step_usage(run: Run) -> list[dict]:
+    """The run's step profile lines (RUN_DIR/profile.jsonl, written when the run ends; none
+    while it runs or for a run made with STELLARFLOW_PROVENANCE=0)."""
+    src = run.original if run.original is not None else run.m
+    if not src["run_dir"]:
+        return []
+    try:
+        return profiling.load_lines(Path(src["run_dir"]))
+    except Exception:  # noqa: BLE001 - no profile (yet) is a normal state, not an API error
+        return []
+
+
+def usage_by_task(tasks: list[progress_mod.Task], lines: list[dict]) -> dict[str, dict]:
+    """Task id -> its profile line: same tool, the step's process inside the task's start..end
+    (Toil's log, whole seconds; the line's times come from inside the container), each line
+    used once, tasks and lines taken in start order (two chunks' steps that start in the same
+    second may swap: the line names its chunk)."""
+    used: set[int] = set()
+    found: dict[str, dict] = {}
+    spans = []
+    for k, ln in enumerate(lines):
+        s, e = profiling.parse_time(ln.get("start_utc")), profiling.parse_time(ln.get("end_utc"))
+        if s is not None and e is not None:
+            spans.append((s.timestamp(), e.timestamp(), k))
+    spans.sort()
+    for t in sorted(tasks, key=lambda t: (t.start or 0.0, t.end or 0.0)):
+        if t.start is None or t.end is None:
+            continue
+        for s, e, k in spans:
+            if (k not in used and lines[k].get("tool") == t.name
+                    and t.start - 1.0 <= s and e <= t.end + 1.0):
+                found[t.id] = lines[k]
+                used.add(k)
+                break
+    return found
+
+
+def usage_text(ln: dict | None) -> str:
+    if ln is None:
+        return "cpu/rss: not known (no step profile for this task yet)"
+    used = ln.get("used", {})
+    cpu, rss = used.get("cpu_s"), used.get("max_rss_bytes")
+    pct = used.get("cpu_percent_of_request")
+    return (f"cpu/rss: {'?' if cpu is None else f'{cpu:.2f} s'} CPU"
+            f"{'' if pct is None else f' ({pct:.0f} % of the cores requested)'}, max RSS "
+            f"{'?' if rss is None else f'{rss / 2**20:.0f} MiB'} "
+            f"({ln.get('source')}, {ln.get('chunk')})")
+
+
+def task_log(run: Run, t: progress_mod.Task, base: str,
+             usage: dict[str, dict] | None = None) -> dict[str, Any]:
+    """A WES TaskLog; ``usage``: ``usage_by_task`` of the run (computed here when not given)."""
+    if usage is None:
+        usage = usage_by_task(tasks_of(run), step_usage(run))
     out: dict[str, Any] = {"id": t.id, "name": f"{t.name} (chunk {t.chunk})",
                            "system_logs": [f"step: {t.step}", f"state: {t.state}",
-                                           "cpu/rss: not recorded by this runner"]}
+                                           usage_text(usage.get(t.id))]}
     if t.start is not None:
         out["start_time"] = iso(t.start)
     if t.end is not None:
