@@ -289,6 +289,10 @@ def load_steps(run_dir: Path) -> list[dict]:
         except (OSError, json.JSONDecodeError):
             continue
         rec["file"] = p.name
+        # A file the step was given that CWL staged into its output folder (InitialWorkDir:
+        # ingest's chunk.json) is an input, not something the step made.
+        given = {i.get("name") for i in rec.get("inputs") or []}
+        rec["outputs"] = [o for o in rec.get("outputs") or [] if o.get("name") not in given]
         steps.append(rec)
     return sorted(steps, key=lambda r: (r.get("start_utc", ""), r["file"]))
 
