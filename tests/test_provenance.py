@@ -167,6 +167,16 @@ def test_sacct_matching_and_suggestions() -> None:
             {"job_id": "8", "name": "toil_job_4_sas_chunk.msap4.msap4_rotation",
              "start": "2026-01-01T10:00:01+00:00", "end": "2026-01-01T10:00:04+00:00"}]
     assert profiling.match_sacct(steps, jobs)[0]["job_id"] == "8"
+    # two chunks of one tool at once: each step gets its own job, each job one step
+    two = [{"module": "transit_search", "start_utc": f"2026-01-01T10:00:{s}Z",
+            "end_utc": f"2026-01-01T10:00:{e}Z"} for s, e in (("06.0", "11.0"), ("05.8", "11.6"))]
+    tjobs = [{"job_id": j, "name": f"toil_job_{j}_sas_chunk.transit_search", "start": st,
+              "end": en} for j, st, en in (("20", "2026-01-01T10:00:05+00:00",
+                                            "2026-01-01T10:00:12+00:00"),
+                                           ("21", "2026-01-01T10:00:04+00:00",
+                                            "2026-01-01T10:00:20+00:00"))]
+    got = profiling.match_sacct(two, tjobs)
+    assert sorted(j["job_id"] for j in got.values()) == ["20", "21"]
     lines = [{"tool": "t", "source": "container",
               "requested": {"cores": 1, "ram_bytes": 2**30, "time_limit_s": None},
               "used": {"wall_s": 10.0, "cpu_s": 9.0, "max_rss_bytes": 100 * 2**20}}] * 20

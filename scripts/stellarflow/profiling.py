@@ -60,30 +60,66 @@ def parse_time(t: str | None) -> datetime | None:
     return d if d.tzinfo else d.astimezone()  # sacct prints the local time
 
 
+SACCT_SLACK_S = 1.5  # sacct's whole seconds around the step's own clock readings
+
+
 def match_sacct(steps: list[dict], sacct_steps: list[dict]) -> dict[int, dict]:
-    """Step record index -> the Slurm job it ran in: the shortest job whose [Start, End]
-    (whole seconds) holds the step's process, preferring one named after the step's tool."""
+    """Step record index -> the Slurm job it ran in, each job used once: a job named after
+    the step's tool (Toil names jobs after the CWL step) whose [Start, End] holds the step's
+    process (a maximum matching, so concurrent chunks of one tool cannot take each other's
+    job); then, for a step left over, the named job that overlaps it most; then the shortest
+    unnamed job that holds it (a pilot's or another runner's job)."""
     from .provenance import step_tool
 
-    found: dict[int, dict] = {}
-    used: set[str] = set()
-    for i, rec in enumerate(steps):
-        s, e = parse_time(rec.get("start_utc")), parse_time(rec.get("end_utc"))
-        if s is None or e is None:
-            continue
-        best = None
-        for job in sacct_steps:
-            js, je = parse_time(job.get("start")), parse_time(job.get("end"))
-            if js is None or je is None or job["job_id"] in used:
+    def span(start: object, end: object) -> tuple[float, float] | None:
+        s, e = parse_time(start), parse_time(end)  # type: ignore[arg-type]
+        return None if s is None or e is None else (s.timestamp(), e.timestamp())
+
+    recs = {i: span(r.get("start_utc"), r.get("end_utc")) for i, r in enumerate(steps)}
+    jobs = [(job, span(job.get("start"), job.get("end"))) for job in sacct_steps]
+    jobs = [(job, sp) for job, sp in jobs if sp is not None]
+
+    def holds(j: tuple[float, float], r: tuple[float, float]) -> bool:
+        return j[0] - SACCT_SLACK_S <= r[0] and r[1] <= j[1] + SACCT_SLACK_S
+
+    named = {i: [k for k, (job, sp) in enumerate(jobs)
+                 if step_tool(steps[i]) and step_tool(steps[i]) in job.get("name", "")]
+             for i, r in recs.items() if r is not None}
+    owner: dict[int, int] = {}  # job index -> step index
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for k in named[i]:
+            if k in seen or not holds(jobs[k][1], recs[i]):  # type: ignore[arg-type]
                 continue
-            if js.timestamp() - 1.5 <= s.timestamp() and e.timestamp() <= je.timestamp() + 1.5:
-                named = step_tool(rec) in job.get("name", "")
-                key = (not named, je.timestamp() - js.timestamp())
-                if best is None or key < best[0]:
-                    best = (key, job)
-        if best is not None:
-            found[i] = best[1]
-            used.add(best[1]["job_id"])
+            seen.add(k)
+            if k not in owner or augment(owner[k], seen):
+                owner[k] = i
+                return True
+        return False
+
+    for i in named:
+        augment(i, set())
+    found = {i: jobs[k][0] for k, i in owner.items()}
+    for i in named:
+        if i in found:
+            continue
+        r = recs[i]
+        free = [(min(jobs[k][1][1], r[1]) - max(jobs[k][1][0], r[0]), k)  # type: ignore[index]
+                for k in named[i] if k not in owner]
+        free = [(ov, k) for ov, k in free if ov > 0]
+        if free:
+            k = max(free)[1]
+            owner[k] = i
+            found[i] = jobs[k][0]
+    for i, r in recs.items():
+        if i in found or r is None:
+            continue
+        cands = [(sp[1] - sp[0], k) for k, (job, sp) in enumerate(jobs)
+                 if k not in owner and holds(sp, r)]
+        if cands:
+            k = min(cands)[1]
+            owner[k] = i
+            found[i] = jobs[k][0]
     return found
 
 
