@@ -14,7 +14,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/msap3_seismology:1.1.0
+    dockerPull: localhost/stellarflow/msap3_seismology:1.2.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 2048
@@ -47,7 +47,7 @@ outputs:
     doc: "<chunk_id>.seismology.summary.json: per star status, error, results and dataset shapes, no timings (deterministic)"
     outputBinding: {glob: "*.seismology.summary.json"}
 
-s:softwareVersion: 1.1.0
+s:softwareVersion: 1.2.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers
