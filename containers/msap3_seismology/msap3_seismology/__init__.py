@@ -124,14 +124,14 @@ COMB_HARMONICS = 4
 COMB_CAP = 5.0
 COMB_BLOCKS_PER_DNU = 40
 # Detection by the harmonic comb (with excess >= EXCESS_SNR_MIN), stars without a rotation
-# signal only (spot signals make harmonic combs of any strength). Measured on 1121 non-oscillators
-# without a rotation signal (white noise, quiet and spotted stars, 30 and 60 d, seed 7): their
-# largest S at excess >= 3 passed 16 in 7, 18 in 2 (both already false ACF-comb detections),
-# 20 in none; trials >= 20 % from a red giant's numax passed 20 in 2 of 100 giants, 22 in 1
-# (docs/science.md, "Thresholds at a glance").
+# signal only (spot signals make harmonic combs of any strength). scripts/seismic_false_alarms.py
+# (seed 7): over 1119 non-oscillators without a rotation signal (white noise, quiet and spotted
+# stars, 30 and 60 d) the largest S at excess >= 3 passed 16 in 7, 18 in 2 (both already false
+# ACF-comb detections), 20 in none; trials >= 20 % from a red giant's numax passed 20 in 2 of
+# 100 giants, 22 in none (docs/science.md, "Thresholds at a glance").
 HARMONIC_SUM_MIN = 22.0
 # Once numax is measured (by excess alone: a red giant), Dnu is reported when the ACF comb at
-# that numax reaches this: white chi^2 noise at a known numax does so in 0.1-0.3 % of 24 000
+# that numax reaches this: white chi^2 noise at a known numax does so in 0.09-0.31 % of 12 000
 # trials (30 and 60 d, numax 10-3000 uHz); at 2.5 it did in 0.8-2.2 % (docs/science.md).
 DNU_COMB_MIN = 3.0
 
