@@ -27,12 +27,20 @@ Method (``measure``):
    excess >= EXCESS_ALONE_MIN within EXCESS_ALONE_NUMAX_MIN-MAX (numax only: a red giant's
    few, narrow, mixed modes make a weak comb in a short light curve; below 50 uHz fast rotation
    makes such an excess too, above 250 uHz modes are resolved and combs strong). A star with
-   a strong rotation signal needs comb >= COMB_SNR_MIN_ACTIVE. A log g (``numax_guess``) only
+   a strong rotation signal needs comb >= COMB_SNR_MIN_ACTIVE. A star without a rotation signal
+   also passes with excess >= EXCESS_SNR_MIN and a harmonic sum >= HARMONIC_SUM_MIN (the power
+   spectrum of PSD/background around the trial numax summed at k/Dnu, ``_harmonic_comb``: it
+   sees the resolved p modes of dwarfs and subgiants in short light curves better than the
+   ACF); for such a star "comb" is the larger of the ACF comb SNR and the harmonic sum's
+   Gaussian-equivalent significance. A log g (``numax_guess``) only
    ranks passing candidates: rank = excess + comb - 0.5 (log10(numax/guess)/PRIOR_DEX)^2; it
    never removes one. No passing candidate: not detected, numax/Dnu NaN.
 4. numax. Background refitted with the envelope masked; the background-subtracted spectrum
    smoothed by a Gaussian of FWHM 4 Dnu_exp; a Gaussian fitted around its peak gives numax.
-5. Dnu. Autocorrelation of PSD/background over numax +- 0.75 FWHM (structure > Dnu/4
+   Outside the candidate's envelope the excess is capped as PSD/background is for the search.
+5. Dnu, when a comb passed (ACF or harmonic), or, for a star without a rotation signal, when
+   the ACF comb at the measured numax reaches DNU_COMB_MIN (one trial, not a search).
+   Autocorrelation of PSD/background over numax +- 0.75 FWHM (structure > Dnu/4
    removed, smoothed over 0.03 Dnu): highest peak within 0.75-1.3 Dnu_exp, which excludes
    the Dnu/2 and 2 Dnu aliases, refined by a Gaussian fit (sub-bin).
 
@@ -58,7 +66,7 @@ from stellarflow_contracts.solar import dnu_expected, envelope_fwhm
 from stellarflow_contracts.timeseries import dominant_period, robust_std, running_mean
 
 MODULE = "msap3_seismology"
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 NUMAX_FLOOR_UHZ = 5.0
 NYQUIST_FRACTION = 0.85  # highest trial numax, as a fraction of the Nyquist frequency
@@ -107,6 +115,25 @@ ROTATION_PEAK_WIDTH = 0.06  # half-width of harmonic k: k x this x f_rot (spot e
 # still make combs of 4-5 sigma (docs/figures/seismic_thresholds.png, "active" stars).
 COMB_SNR_MIN_ACTIVE = 6.0
 NUMAX_MIN_UHZ = NUMAX_FLOOR_UHZ
+# Harmonic comb (the power spectrum of the power spectrum): PSD/background over numax +- one
+# envelope FWHM, capped at COMB_CAP (a coherent line is a few bins: capped, it cannot dominate),
+# averaged in blocks of Dnu_exp / COMB_BLOCKS_PER_DNU, Hann-tapered; its power at q = k/Dnu,
+# k = 1..COMB_HARMONICS, over the median power (pure noise: a Gamma(K, 1) sum), maximised over
+# Dnu in 0.75-1.3 Dnu_exp. It sees resolved p modes (dwarfs, subgiants) better than the ACF.
+COMB_HARMONICS = 4
+COMB_CAP = 5.0
+COMB_BLOCKS_PER_DNU = 40
+# Detection by the harmonic comb (with excess >= EXCESS_SNR_MIN), stars without a rotation
+# signal only (spot signals make harmonic combs of any strength). scripts/seismic_false_alarms.py
+# (seed 7): over 1119 non-oscillators without a rotation signal (white noise, quiet and spotted
+# stars, 30 and 60 d) the largest S at excess >= 3 passed 16 in 7, 18 in 2 (both already false
+# ACF-comb detections), 20 in none; trials >= 20 % from a red giant's numax passed 20 in 2 of
+# 100 giants, 22 in none (docs/science.md, "Thresholds at a glance").
+HARMONIC_SUM_MIN = 22.0
+# Once numax is measured (by excess alone: a red giant), Dnu is reported when the ACF comb at
+# that numax reaches this: white chi^2 noise at a known numax does so in 0.09-0.31 % of 12 000
+# trials (30 and 60 d, numax 10-3000 uHz); at 2.5 it did in 0.8-2.2 % (docs/science.md).
+DNU_COMB_MIN = 3.0
 
 
 @dataclass
@@ -334,6 +361,47 @@ def _comb_snr(f: np.ndarray, ratio: np.ndarray, numax: float, df: float) -> floa
     return float(acf_s[win].max() * math.sqrt(n) * math.sqrt(2 * math.sqrt(math.pi) * s_bins))
 
 
+def _harmonic_comb(f: np.ndarray, ratio: np.ndarray, numax: float, df: float
+                   ) -> tuple[float, float]:
+    """(S, dnu): the harmonic sum of the power spectrum of PSD/background around numax (see
+    COMB_HARMONICS) and the Dnu that maximises it; (0, NaN) when the window is too short.
+    For white chi^2 noise S ~ Gamma(K, 1) at each Dnu (``harmonic_sigma``)."""
+    dexp = dnu_expected(numax)
+    fw = envelope_fwhm(numax)
+    i0, i1 = np.searchsorted(f, [numax - fw, numax + fw])
+    seg = np.minimum(ratio[i0:i1], COMB_CAP)
+    m = max(1, int(dexp / COMB_BLOCKS_PER_DNU / df))
+    if m > 1:
+        seg = seg[: seg.size // m * m].reshape(-1, m).mean(axis=1)
+    step = df * m
+    n = int(seg.size)
+    if n < 3 * dexp / step:
+        return 0.0, math.nan
+    taper = np.hanning(n)
+    size = 1 << int(math.ceil(math.log2(8 * n)))  # 8x zero padding: smooth in q
+    power = np.abs(np.fft.rfft((seg - seg.mean()) * taper, size)) ** 2
+    q = np.fft.rfftfreq(size, step)
+    noise = float(np.median(power[q > 0.5 / dexp])) / math.log(2.0)
+    if not noise > 0:
+        return 0.0, math.nan
+    dnus = np.geomspace(0.75 * dexp, 1.3 * dexp, 200)
+    total = np.zeros(dnus.size)
+    for k in range(1, COMB_HARMONICS + 1):
+        total += np.interp(k / dnus, q, power)
+    j = int(np.argmax(total))
+    return float(total[j] / noise), float(dnus[j])
+
+
+def harmonic_sigma(s: float) -> float:
+    """Gaussian-equivalent significance of a harmonic sum s for one Dnu trial (Gamma(K, 1)
+    upper tail), comparable with the excess and ACF comb SNRs."""
+    from scipy.stats import gamma, norm
+
+    if not math.isfinite(s) or s <= 0:
+        return 0.0
+    return float(norm.isf(max(float(gamma.sf(s, COMB_HARMONICS)), 1e-300)))
+
+
 def _acf_dnu(f: np.ndarray, ratio: np.ndarray, numax: float, df: float
              ) -> tuple[float, float]:
     """(dnu, dnu_err): highest smoothed-ACF peak within 0.75-1.3 Dnu_exp (the Dnu/2 and
@@ -479,8 +547,20 @@ def _mask_harmonics(band: _Band, f_rot: float) -> None:
         band.psd[i0:i1] = band.background[i0:i1]
 
 
-def _trial_scores(band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(trial numax, excess SNR, comb SNR) on the band's log grid."""
+@dataclass
+class _Trials:
+    """Trial numax of all bands with their statistics (see ``_trial_scores``)."""
+
+    numax: np.ndarray
+    excess: np.ndarray
+    comb: np.ndarray  # ACF comb SNR
+    harmonic: np.ndarray  # harmonic sum S
+    harmonic_dnu: np.ndarray
+    band: np.ndarray  # index of the band each trial belongs to
+
+
+def _trial_scores(band: _Band) -> tuple[np.ndarray, ...]:
+    """(trial numax, excess SNR, ACF comb SNR, harmonic sum, its Dnu) on the band's log grid."""
     f, psd, base = band.f, band.psd, band.background
     lres = band.ly - np.log10(np.interp(band.lx, np.log10(f), base))
     n_trials = max(3, int(math.ceil(TRIALS_PER_DEX * math.log10(band.hi / band.lo))))
@@ -490,6 +570,8 @@ def _trial_scores(band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     ratio = np.minimum(psd / base, RATIO_CAP)
     ex = np.full(trials.size, -np.inf)
     comb = np.full(trials.size, -np.inf)
+    hs = np.zeros(trials.size)
+    hs_dnu = np.full(trials.size, math.nan)
     for i, nu in enumerate(trials):
         half = 0.5 * envelope_fwhm(nu)
         i0, i1 = np.searchsorted(f, [nu - half, nu + half])
@@ -502,30 +584,52 @@ def _trial_scores(band: _Band) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ex[i] = float((np.mean(np.minimum(psd[i0:i1] / bg, RATIO_CAP)) - 1.0)
                       * math.sqrt(i1 - i0))
         comb[i] = _comb_snr(f, ratio, nu, df)
-    return trials, ex, comb
+        hs[i], hs_dnu[i] = _harmonic_comb(f, ratio, nu, df)
+    return trials, ex, comb, hs, hs_dnu
 
 
-def _choose(trials: np.ndarray, ex: np.ndarray, comb: np.ndarray, guess: float | None,
-            comb_min: float = COMB_SNR_MIN) -> int | None:
-    """Index of the chosen candidate: among local maxima of excess + comb that pass both
-    thresholds, the highest rank (score + log g prior); None when none passes."""
-    score = ex + comb
+def _passes(tr: _Trials, rotating: bool) -> np.ndarray:
+    """Which trials pass a detection rule (docs/science.md, "Thresholds at a glance")."""
+    ex, nu = tr.excess, tr.numax
+    ok = np.isfinite(ex) & np.isfinite(tr.comb)
+    comb_min = COMB_SNR_MIN_ACTIVE if rotating else COMB_SNR_MIN
+    rule = (ex >= EXCESS_SNR_MIN) & (tr.comb >= comb_min)
+    rule |= ((ex >= EXCESS_ALONE_MIN) & (nu >= EXCESS_ALONE_NUMAX_MIN)
+             & (nu <= EXCESS_ALONE_NUMAX_MAX))
+    if not rotating:
+        rule |= (ex >= EXCESS_SNR_MIN) & (tr.harmonic >= HARMONIC_SUM_MIN)
+    return ok & rule
+
+
+def _comb_evidence(tr: _Trials, rotating: bool) -> np.ndarray:
+    """Comb SNR of each trial: the ACF comb, or for a star without a rotation signal the
+    larger of it and the harmonic sum's Gaussian-equivalent significance."""
+    if rotating:
+        return tr.comb
+    sig = np.array([harmonic_sigma(float(s)) for s in tr.harmonic])
+    return np.maximum(tr.comb, sig)
+
+
+def _choose(tr: _Trials, evidence: np.ndarray, passing: np.ndarray, guess: float | None
+            ) -> int | None:
+    """Index of the chosen candidate: among local maxima of excess + comb evidence that pass
+    a rule, the highest rank (score + log g prior); None when none passes."""
+    score = tr.excess + evidence
     n = score.size
     peaks = [i for i in range(n) if np.isfinite(score[i])
-             and (i == 0 or score[i] >= score[i - 1]) and (i == n - 1 or score[i] >= score[i + 1])]
-    passing = [i for i in peaks if (ex[i] >= EXCESS_SNR_MIN and comb[i] >= comb_min)
-               or (ex[i] >= EXCESS_ALONE_MIN
-                   and EXCESS_ALONE_NUMAX_MIN <= trials[i] <= EXCESS_ALONE_NUMAX_MAX)]
-    if not passing:
+             and (i == 0 or not score[i] < score[i - 1])
+             and (i == n - 1 or not score[i] < score[i + 1])]
+    candidates = [i for i in peaks if passing[i]]
+    if not candidates:
         return None
 
     def rank(i: int) -> float:
         r = float(score[i])
         if guess is not None and math.isfinite(guess) and guess > 0:
-            r -= 0.5 * (math.log10(trials[i] / guess) / PRIOR_DEX) ** 2
+            r -= 0.5 * (math.log10(tr.numax[i] / guess) / PRIOR_DEX) ** 2
         return r
 
-    return max(passing, key=rank)
+    return max(candidates, key=rank)
 
 
 def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = None,
@@ -561,36 +665,48 @@ def measure(time_d: np.ndarray, flux_rel: np.ndarray, cadence_s: float | None = 
     if not bands:
         return result
     f_rot = rotation_frequency(t, ppm)
-    if math.isfinite(f_rot):
+    rotating = math.isfinite(f_rot)
+    if rotating:
         for band in bands:
             _mask_harmonics(band, f_rot)
-    scored = [(b, *_trial_scores(b)) for b in bands]
-    trials = np.concatenate([s[1] for s in scored])
-    ex = np.concatenate([s[2] for s in scored])
-    comb = np.concatenate([s[3] for s in scored])
-    owner = np.concatenate([np.full(s[1].size, k) for k, s in enumerate(scored)])
-    comb_min = COMB_SNR_MIN_ACTIVE if math.isfinite(f_rot) else COMB_SNR_MIN
-    pick = _choose(trials, ex, comb, guess, comb_min)
+    scored = [_trial_scores(b) for b in bands]
+    tr = _Trials(*(np.concatenate([s[k] for s in scored]) for k in range(5)),
+                 band=np.concatenate([np.full(s[0].size, j) for j, s in enumerate(scored)]))
+    evidence = _comb_evidence(tr, rotating)
+    passing = _passes(tr, rotating)
+    pick = _choose(tr, evidence, passing, guess)
     shown = bands[-1]  # the full-resolution spectrum, unless a detection says otherwise
-    if pick is None and np.isfinite(ex + comb).any():
-        best = int(np.nanargmax(np.where(np.isfinite(ex + comb), ex + comb, -np.inf)))
-        result.numax_candidate_uhz = float(trials[best])
-        result.excess_snr, result.comb_snr = float(ex[best]), float(comb[best])
+    score = tr.excess + evidence
+    if pick is None and np.isfinite(score).any():
+        best = int(np.nanargmax(np.where(np.isfinite(score), score, -np.inf)))
+        result.numax_candidate_uhz = float(tr.numax[best])
+        result.excess_snr, result.comb_snr = float(tr.excess[best]), float(evidence[best])
     if pick is not None:
-        band = bands[int(owner[pick])]
-        numax0 = float(trials[pick])
+        band = bands[int(tr.band[pick])]
+        numax0 = float(tr.numax[pick])
         result.numax_candidate_uhz = numax0
-        result.excess_snr, result.comb_snr = float(ex[pick]), float(comb[pick])
+        result.excess_snr, result.comb_snr = float(tr.excess[pick]), float(evidence[pick])
         f, psd = band.f, band.psd
         df = f[1] - f[0]
         masked = fit_background(band.lx, band.ly, band.nyquist,
                                 mask=_envelope_mask(band.lx, numax0))
         background = band.model(masked) if masked is not None else band.background
-        numax, numax_err = _numax_refine(f, psd - background, numax0, df)
+        # Outside the candidate's envelope PSD/background is capped as for the detection:
+        # a coherent line there cannot pull numax (unresolved giant modes inside are kept).
+        excess = psd - background
+        out = np.abs(f - numax0) > envelope_fwhm(numax0)
+        excess[out] = np.minimum(excess[out], (RATIO_CAP - 1.0) * background[out])
+        numax, numax_err = _numax_refine(f, excess, numax0, df)
         result.detected = True
         result.numax_uhz, result.numax_err_uhz = numax, numax_err
-        if result.comb_snr >= comb_min:
-            dnu, dnu_err = _acf_dnu(f, np.minimum(psd / background, RATIO_CAP), numax, df)
+        ratio = np.minimum(psd / background, RATIO_CAP)
+        comb_min = COMB_SNR_MIN_ACTIVE if rotating else COMB_SNR_MIN
+        # Dnu when a comb made the detection, or (numax known: one trial, not a search) when
+        # the ACF comb at the measured numax reaches DNU_COMB_MIN.
+        if (tr.comb[pick] >= comb_min
+                or (not rotating and (tr.harmonic[pick] >= HARMONIC_SUM_MIN
+                                      or _comb_snr(f, ratio, numax, df) >= DNU_COMB_MIN))):
+            dnu, dnu_err = _acf_dnu(f, ratio, numax, df)
             result.dnu_uhz, result.dnu_err_uhz = dnu, dnu_err
         band.background = background
         shown = band

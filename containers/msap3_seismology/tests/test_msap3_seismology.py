@@ -184,10 +184,10 @@ def test_red_giant_numax_with_teff_only() -> None:
 
 
 @pytest.mark.parametrize("shift", [None, 0.15, -0.15])
-def test_subgiant_kic11802939_candidate_is_where_published(shift: float | None) -> None:
-    """KIC 11802939 (20.9 d): the search puts its best candidate inside the published
-    574 +- 96 uHz whatever the log g says; its comb (3.1) stays below the detection threshold
-    (docs/science.md, known limits)."""
+def test_subgiant_kic11802939_is_detected_where_published(shift: float | None) -> None:
+    """KIC 11802939 (subgiant, 20.9 d, Teff 6000 K assumed): detected by the harmonic comb
+    (its ACF comb, 3.1, is below COMB_SNR_MIN), numax inside the published 574 +- 96 uHz and
+    Dnu within 3 % of 36.7 uHz, with Teff only and with a log g 0.15 dex off either way."""
     path = REAL / "KIC11802939_LC.txt"
     from stellarflow_contracts import solar
 
@@ -198,4 +198,27 @@ def test_subgiant_kic11802939_candidate_is_where_published(shift: float | None) 
     guess = None if shift is None else solar.numax_from_logg(6000.0, logg + shift)
     res = m3.measure(lc.time[good], lc.flux[good] / np.median(lc.flux[good]),
                      cadence_s=lc.cadence_s, teff=6000.0, numax_guess=guess)
-    assert abs(res.numax_candidate_uhz - 574.0) < 96.0
+    assert res.detected, (res.numax_candidate_uhz, res.excess_snr, res.comb_snr)
+    assert abs(res.numax_uhz - 574.0) < 96.0
+    assert math.isfinite(res.dnu_uhz)
+    assert res.dnu_uhz == pytest.approx(36.7, rel=0.03)
+
+
+def test_harmonic_sigma_is_the_gamma_tail() -> None:
+    """The harmonic sum of white noise is Gamma(COMB_HARMONICS, 1): its Gaussian-equivalent
+    significance is 0 at the median and grows with S."""
+    from scipy.stats import gamma
+
+    assert m3.harmonic_sigma(float(gamma.median(m3.COMB_HARMONICS))) == pytest.approx(0.0,
+                                                                                     abs=1e-9)
+    assert m3.harmonic_sigma(m3.HARMONIC_SUM_MIN) > 3.0
+    assert m3.harmonic_sigma(0.0) == 0.0 and m3.harmonic_sigma(math.nan) == 0.0
+
+
+def test_white_noise_is_not_detected_by_the_harmonic_comb() -> None:
+    """Pure white noise (a few fixed seeds): no detection by any rule."""
+    for seed in range(3):
+        rng = np.random.default_rng([11, seed])
+        t = np.arange(0.0, 30.0, 25.0 / 86400.0)
+        res = m3.measure(t, 1.0 + rng.normal(0.0, 200e-6, t.size), cadence_s=25.0)
+        assert not res.detected, (seed, res.numax_candidate_uhz, res.excess_snr, res.comb_snr)
