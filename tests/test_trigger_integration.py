@@ -62,6 +62,25 @@ def drop(inbox: Path, name: str, obs: str, lcs: list[str]) -> None:
     os.replace(tmp, inbox / name)  # written, then renamed in: complete
 
 
+def sample_run_nice(state: Path):
+    """A thread that records the niceness of every Toil leader working in STATE until stopped."""
+    import threading
+
+    t = threading.Thread(daemon=True)
+    t.seen, t.stop = [], threading.Event()  # type: ignore[attr-defined]
+
+    def loop() -> None:
+        while not t.stop.wait(0.2):  # type: ignore[attr-defined]
+            for proc in psutil.process_iter(["cmdline", "nice"]):
+                cmd = " ".join(proc.info["cmdline"] or ())
+                if "toil-cwl-runner" in cmd and str(state) in cmd:
+                    t.seen.append(proc.info["nice"])  # type: ignore[attr-defined]
+
+    t.run = loop  # type: ignore[method-assign]
+    t.start()
+    return t
+
+
 class Daemon:
     def __init__(self, inbox: Path, state: Path, *extra: str) -> None:
         self.log_path = state.parent / "daemon.log"
@@ -174,8 +193,13 @@ def test_burst_duplicate_dataset_and_hostile(tmp_path: Path, stars: Path, reap) 
     drop(inbox, "b0-again.json", "b0", ["star00000.h5"])  # same bytes as b0.json
     with open(feed, "a") as fh:  # dataset lines, relative to the dataset's folder
         fh.write("ds1,star00001.h5,5700\nds2,../../etc/passwd\n")
+    nices = sample_run_nice(state)
     s = wait_settled(state, len(names) + 6, daemon)
+    nices.stop.set()
+    nices.join()
     assert daemon.proc.poll() is None  # kept serving through all of it
+    # runs are batch work, niced below the service (--run-nice, default 10)
+    assert nices.seen and set(nices.seen) == {10}, nices.seen
 
     failed = {p.name for p in (inbox / "failed").iterdir()}
     for key, name in names.items():

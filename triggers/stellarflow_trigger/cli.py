@@ -41,6 +41,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="a scan leaves files modified less than this many seconds ago")
     p.add_argument("--toil-arg", action="append", default=[],
                    help="extra toil-cwl-runner option (repeatable), e.g. --toil-arg=--maxCores=2")
+    p.add_argument("--run-nice", type=int, default=10,
+                   help="niceness of the runs (Toil and its containers; default 10: the service "
+                        "and its intakes answer first; 0: none)")
     p.add_argument("-v", "--verbose", action="store_true", help="info-level log")
 
 
@@ -57,7 +60,8 @@ def _config(args: argparse.Namespace) -> Any:
                   container=not args.no_container, chunk_size=args.chunk_size,
                   max_stars=args.max_stars, max_wait=args.max_wait, max_runs=args.max_runs,
                   retries=args.retries, backoff=args.backoff, min_age=args.min_age,
-                  datasets=list(args.dataset), toil_args=list(args.toil_arg))
+                  datasets=list(args.dataset), toil_args=list(args.toil_arg),
+                  run_nice=args.run_nice)
 
 
 def parse_date(text: str) -> float:

@@ -131,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--site", default="local")
     p.add_argument("--no-container", action="store_true")
     p.add_argument("--toil-arg", action="append")
+    p.add_argument("--nice", type=int, default=0,
+                   help="niceness added to this run (Toil, its workers and containers inherit it)")
     args = p.parse_args(argv)
+    if args.nice > 0:
+        os.nice(args.nice)
     # The lock fd stays open (and locked) for this process's whole life; never closed here.
     out = Path(args.run_dir) / f"attempt-{args.attempt}.json"
     try:

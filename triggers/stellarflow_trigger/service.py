@@ -72,6 +72,8 @@ class Config:
     poll: float = 15.0                  # watch: rescan for anything inotify missed
     datasets: list[Path] = field(default_factory=list)
     toil_args: list[str] = field(default_factory=list)
+    # Runs are batch work: below the service, its API and page (which share the cores).
+    run_nice: int = 10
 
     def __post_init__(self) -> None:
         self.inbox = Path(self.inbox).resolve()
@@ -374,7 +376,8 @@ class Service:
             argv = [sys.executable, "-m", "stellarflow_trigger.runner", "--run-dir", str(run_dir),
                     "--attempt", str(n), "--mode", mode, "--lock-fd", str(lock.fileno()),
                     "--outdir", str(self.cfg.outdir),
-                    "--replaced", str(self.cfg.state / "replaced"), "--site", self.cfg.site]
+                    "--replaced", str(self.cfg.state / "replaced"), "--site", self.cfg.site,
+                    "--nice", str(self.cfg.run_nice)]
             if not self.cfg.container:
                 argv.append("--no-container")
             for a in self.cfg.toil_args:

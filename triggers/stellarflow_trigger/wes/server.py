@@ -92,7 +92,8 @@ def service_config(args: argparse.Namespace) -> object:
     inbox.mkdir(parents=True, exist_ok=True)
     return Config(inbox=inbox, state=args.state, outdir=args.outdir, site=args.site,
                   container=not args.no_container, max_runs=args.max_runs,
-                  max_wait=args.max_wait, toil_args=list(args.toil_arg))
+                  max_wait=args.max_wait, toil_args=list(args.toil_arg),
+                  run_nice=args.run_nice)
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -106,6 +107,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="seconds a manifest waits for others to share its Toil run")
     p.add_argument("--toil-arg", action="append", default=[],
                    help="extra toil-cwl-runner option (repeatable)")
+    p.add_argument("--run-nice", type=int, default=10,
+                   help="niceness of the runs (default 10: the API and page answer first)")
     p.add_argument("--no-runs", action="store_true",
                    help="only serve/intake; another trigger process runs the ledger's work")
 
