@@ -259,7 +259,8 @@ def suggest(tools: dict[str, dict]) -> list[dict]:
         cores = req.get("cores")
         if cores_used is not None and cores:
             want_c = max(math.ceil(cores_used * MARGIN - 0.05), 1)
-            if want_c != cores and (cores_used / cores < FAR_BELOW or cores_used > cores):
+            # A process a little over its core (threads, GC: 1.02 of 1) is not asking for two.
+            if want_c != cores and (cores_used / cores < FAR_BELOW or cores_used > cores * MARGIN):
                 out.append({"tool": name, "key": "coresMin", "requested": cores,
                             "suggested": want_c,
                             "why": f"p{PERCENTILE} CPU use {cores_used:.2f} cores of the "
