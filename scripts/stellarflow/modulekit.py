@@ -249,10 +249,14 @@ class ModuleCheck:
 
     def check_run(self) -> str:
         out = self.tmp / "out"
+        from .sites import runner_path_env
+
+        # The venv's cwltool and the podman wrapper, whether or not the venv is on PATH.
         r = subprocess.run(["cwltool", "--quiet", "--podman", "--outdir", str(out),
                             "--tmpdir-prefix", f"{self.tmp}/tmp/", str(self.tool),
                             str(self.tool.with_name(f"{self.name}.job.yml"))],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True,
+                           env={**os.environ, **runner_path_env()})
         if r.returncode != 0:
             text = re.sub(r"\x1b\[[0-9;]*m", "", r.stderr)
             # cwltool's message starts at its ERROR line and runs to the end of its output.
