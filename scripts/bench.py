@@ -368,6 +368,33 @@ def science_figures(outdir: Path) -> dict[str, Any]:
     }
 
 
+def run_figures(stars: int, wall: float, capacity: float, tree_cpu: float, written: int,
+                sci: dict, sampler: Any) -> dict[str, Any]:
+    """The figures every engine's run reports (wall, science, efficiency, process tree, RSS,
+    bytes written, stars and per-module CPU); ``capacity`` is cores x wall."""
+    return {
+        "wall_per_star_s": wall / stars,
+        "science_cpu_s": sci["science_cpu_s"],
+        "science_cpu_per_star_s": sci["science_cpu_s"] / stars,
+        "efficiency": sci["science_cpu_s"] / capacity,
+        "overhead_per_star_s": (capacity - sci["science_cpu_s"]) / stars,
+        "tree_cpu_s": tree_cpu,
+        "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
+        "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
+        "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
+        "processes_by_kind": sampler.processes_by_kind(),
+        "peak_rss_mb": sampler.peak_rss / 2**20,
+        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
+        "peak_processes": sampler.peak_procs,
+        "rss_samples": sampler.samples,
+        "written_mb": written / 2**20,
+        "written_per_star_mb": written / 2**20 / stars,
+        "stars_ok": sci["stars_ok"],
+        "stars_failed": sci["stars_failed"],
+        "per_module_cpu_s": sci["per_module_cpu_s"],
+    }
+
+
 def output_figures(outdir: Path, stars: int) -> dict[str, Any]:
     """What the run leaves in its output folder: size, files, and both per star."""
     size, files = dir_size_files(outdir)
@@ -450,26 +477,8 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         "cores": used_cores,
         "runner_args": extra,
         "wall_s": wall,
-        "wall_per_star_s": wall / stars,
-        "science_cpu_s": sci["science_cpu_s"],
-        "science_cpu_per_star_s": sci["science_cpu_s"] / stars,
-        "efficiency": sci["science_cpu_s"] / capacity,
-        "overhead_per_star_s": (capacity - sci["science_cpu_s"]) / stars,
-        "tree_cpu_s": tree_cpu,
-        "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
-        "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
-        "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
-        "processes_by_kind": sampler.processes_by_kind(),
-        "peak_rss_mb": sampler.peak_rss / 2**20,
-        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
-        "peak_processes": sampler.peak_procs,
-        "written_mb": written / 2**20,
-        "written_per_star_mb": written / 2**20 / stars,
+        **run_figures(stars, wall, capacity, tree_cpu, written, sci, sampler),
         **output_figures(Path(result.outdir), stars),
-        "rss_samples": sampler.samples,
-        "stars_ok": sci["stars_ok"],
-        "stars_failed": sci["stars_failed"],
-        "per_module_cpu_s": sci["per_module_cpu_s"],
         "run_dir": result.run_dir,
     }
     if runner == "toil":
@@ -549,25 +558,11 @@ def measure_airflow(manifest: Path, outroot: Path, *, chunk_size: int | None, co
     ran = rec["task_states"].get("success", 0)
     rec.update({
         "stars": stars, "chunk_size": size, "chunks": math.ceil(stars / size), "cores": cores,
-        "runner_args": [f"parallelism={cores}"], "wall_per_star_s": wall / stars,
-        "science_cpu_s": sci["science_cpu_s"],
-        "science_cpu_per_star_s": sci["science_cpu_s"] / stars,
-        "efficiency": sci["science_cpu_s"] / capacity,
-        "overhead_per_star_s": (capacity - sci["science_cpu_s"]) / stars,
+        "runner_args": [f"parallelism={cores}"],
         "tasks_run": ran, "overhead_per_task_s": (capacity - sci["science_cpu_s"]) / max(ran, 1),
-        "tree_cpu_s": tree_cpu,
-        "science_share_of_tree_cpu": sci["science_cpu_s"] / tree_cpu if tree_cpu else None,
-        "idle_share": max(capacity - tree_cpu, 0.0) / capacity,
-        "sampled_cpu_by_process_kind_s": sampler.cpu_by_kind(),
-        "processes_by_kind": sampler.processes_by_kind(),
-        "peak_rss_mb": sampler.peak_rss / 2**20,
-        "leader_peak_rss_mb": sampler.peak_leader_rss / 2**20,
-        "peak_processes": sampler.peak_procs, "rss_samples": sampler.samples,
-        "written_mb": (children_written() - written0) / 2**20,
-        "written_per_star_mb": (children_written() - written0) / 2**20 / stars,
+        **run_figures(stars, wall, capacity, tree_cpu, children_written() - written0, sci,
+                      sampler),
         **output_figures(outdir, stars),
-        "stars_ok": sci["stars_ok"], "stars_failed": sci["stars_failed"],
-        "per_module_cpu_s": sci["per_module_cpu_s"],
     })
     return rec
 
