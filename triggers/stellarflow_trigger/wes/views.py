@@ -132,6 +132,10 @@ _progress_cache: dict[str, tuple[tuple[float, int], Any]] = {}
 _cache_lock = threading.Lock()
 
 
+# profile.jsonl path -> ((mtime, size), its lines): read again only when it changed
+_usage_cache: dict[str, tuple[tuple[float, int], list[dict]]] = {}
+
+
 def run_progress(run_dir: str | None, finished: bool,
                  workflow: str | None = None) -> progress_mod.Progress | None:
     """Progress of a Toil run, parsed again only when its log changed."""
@@ -264,9 +268,24 @@ def step_usage(run: Run) -> list[dict]:
     if not src["run_dir"]:
         return []
     try:
-        return profiling.load_lines(Path(src["run_dir"]))
+        path = profiling.find_lines(Path(src["run_dir"]))
+        st = path.stat()
     except Exception:  # noqa: BLE001 - no profile (yet) is a normal state, not an API error
         return []
+    key = (st.st_mtime, st.st_size)
+    with _cache_lock:
+        hit = _usage_cache.get(str(path))
+    if hit and hit[0] == key:
+        return hit[1]
+    try:
+        lines = profiling.load_lines(path)
+    except Exception:  # noqa: BLE001 - a damaged profile: tasks say "not known"
+        return []
+    with _cache_lock:
+        if len(_usage_cache) > 256:
+            _usage_cache.clear()
+        _usage_cache[str(path)] = (key, lines)
+    return lines
 
 
 def usage_by_task(tasks: list[progress_mod.Task], lines: list[dict]) -> dict[str, dict]:
