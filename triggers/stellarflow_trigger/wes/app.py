@@ -205,7 +205,7 @@ def create_app(ctx: handlers.Context, *, token: str | None = None, loopback: boo
                        headers)
 
     def on_error(_req: Any, exc: Exception) -> ConnexionResponse:
-        log.exception("unexpected error")
+        log.error("unexpected error", exc_info=exc)  # a handler, not an except block
         return respond(500, f"internal error: {type(exc).__name__}")
 
     def on_multipart(_req: Any, exc: Exception) -> ConnexionResponse:

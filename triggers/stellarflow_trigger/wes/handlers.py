@@ -299,8 +299,9 @@ def _submit(form: dict[str, Any], files: list[Any]) -> dict[str, str]:
         if not isinstance(t, dict) or not all(isinstance(v, str) for v in t.values()):
             raise ApiError(400, "tags must be a JSON object of strings")
     attachments = []
-    for item in files + ([form["workflow_attachment"]] if "workflow_attachment" in form else []):
-        if isinstance(item, str):
+    in_form = form.get("workflow_attachment", [])  # text fields of that name (a list if repeated)
+    for item in files + (in_form if isinstance(in_form, list) else [in_form]):
+        if not hasattr(item, "filename") or not hasattr(item, "file"):
             raise ApiError(400, "workflow_attachment must be a file part")
         name = item.filename or ""
         if not name or "/" in name or "\\" in name or name in (".", ".."):

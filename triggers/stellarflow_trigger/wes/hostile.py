@@ -107,6 +107,8 @@ def cases(data_root: Path, outside: Path, token: str, sas_cwl: Path
         ("attach-traversal", "attachment named '../sas.cwl'",
          post(_form(_job(ok_lc), workflow_url="sas.cwl"),
               files=[("workflow_attachment", ("../sas.cwl", sas))])),
+        ("attach-text-repeated", "workflow_attachment sent 3 times as form text, not files",
+         post({**_form(_job(ok_lc)), "workflow_attachment": ["", "", "x"]})),
         ("wdl", "workflow_type WDL", post(_form(_job(ok_lc), workflow_type="WDL"))),
         ("engine-params", "workflow_engine_parameters '{\"--batchSystem\": \"x\"}'",
          post(_form(_job(ok_lc), workflow_engine_parameters='{"--batchSystem": "x"}'))),
