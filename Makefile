@@ -20,7 +20,7 @@ SITE   ?= local
 DEMO_STARS ?= 24
 
 .PHONY: help install lock demo test test-slow lint images export-images import-images \
-        validate-site bench bench-scale sizing airflow-venv bench-wes serve nats-up nats-down slurm-up \
+        validate-site bench bench-trigger bench-scale sizing airflow-venv bench-wes serve nats-up nats-down slurm-up \
         slurm-down sge-up sge-down release import-release clean science-figures science-cost
 
 help: ## list every target
@@ -88,6 +88,8 @@ import-release: install ## load a release on this checkout: make import-release 
 
 bench: install images ## Toil vs cwltool vs Airflow, chains of 100 tiny tasks -> build/bench/latest.json (SKIP_AIRFLOW=1: no Airflow)
 	$(PY) scripts/bench.py $(if $(SKIP_AIRFLOW),--skip-airflow)
+
+bench-trigger: install images ## trigger service: latency to Toil start, 2 000-manifest burst (~50 min) -> build/bench/trigger.json
 	$(PY) scripts/bench_trigger.py
 
 SIZES ?= 240x60,2400x10,10000x5
