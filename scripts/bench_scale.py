@@ -86,6 +86,12 @@ def table(doc: dict[str, Any]) -> str:
     rows.append("")
     rows.append(f"{doc['utc']}, {doc['host']}, git {doc['git']}; load average before "
                 f"{la[0]:.2f} {la[1]:.2f} {la[2]:.2f}. Budget = final outputs + 0.5 x inputs.")
+    kept = [(k, r) for k, r in doc["sizes"].items() if "wall_s" in r and r.get("utc")
+            and r["utc"] != doc["utc"]]
+    for key, r in kept:  # rows kept from earlier runs (--keep-others)
+        la = r.get("loadavg_before") or [float("nan")]
+        rows.append(f"{key}: measured {r['utc']}, git {r.get('git', '?')}, load average "
+                    f"before {la[0]:.2f}.")
     return "\n".join(rows)
 
 
@@ -134,8 +140,13 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         a.set_xticklabels(labels, fontsize=7)
         a.minorticks_off()
     la = doc.get("loadavg_before", [float("nan")] * 3)
+    when = {r.get("utc", doc["utc"]) for r in runs}
+    stamp = (f"{doc['utc']}, git {doc['git']}, load before {la[0]:.1f}" if len(when) == 1 else
+             f"{len(when)} runs, {min(when)[:10]}"
+             + (f"..{max(when)[:10]}" if max(when)[:10] != min(when)[:10] else "")
+             + ", times in the table")
     fig.suptitle(f"stellarflow under Toil, --site local, {doc['params']['cores']} cores "
-                 f"({doc['utc']}, git {doc['git']}, load before {la[0]:.1f})", fontsize=10)
+                 f"({stamp})", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -165,6 +176,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--toil-arg", action="append", default=[], dest="toil_args",
                    help="extra toil-cwl-runner option (repeatable)")
     p.add_argument("--keep", action="store_true", help="keep the job stores and outputs")
+    p.add_argument("--keep-others", action="store_true",
+                   help="keep the sizes already in --out that this run does not measure "
+                        "(each keeps its own date, git and load in the table)")
     p.add_argument("--report-only", action="store_true",
                    help="redraw the table and the plot from --out, run nothing")
     p.add_argument("--debug", action="store_true", help="tracebacks")
@@ -211,6 +225,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                   for n, d in args.size_list},
         "complete": False,
     }
+    if args.keep_others and out.is_file():
+        earlier = json.loads(out.read_text())
+        for key, r in earlier.get("sizes", {}).items():
+            if key not in doc["sizes"] and "wall_s" in r:
+                r.setdefault("utc", earlier.get("utc"))
+                r.setdefault("git", earlier.get("git"))
+                doc["sizes"][key] = r
     for n, d in args.size_list:
         key = size_key(n, d)
         folder = args.workdir.resolve() / key
@@ -233,7 +254,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             doc["sizes"][key] = {"stars": n, "days": d, "error": str(exc)}
             write_reports(doc, out, args.plot)
             continue
-        rec.update(days=d, inputs_mb=inputs_mb, observation_reused=reused,
+        rec.update(utc=doc["utc"], git=doc["git"], days=d, inputs_mb=inputs_mb,
+                   observation_reused=reused,
                    observation_s=None if reused else gen_s, loadavg_before=la0,
                    loadavg_after=list(os.getloadavg()))
         rec.update(derive(rec))
