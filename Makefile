@@ -60,8 +60,8 @@ test-slow: install images ## the slow tests only
 science-figures: install ## completeness + false alarms, 600 synthetic stars -> docs/science.md
 	$(PY) scripts/science_figures.py --jobs $(JOBS)
 
-science-cost: install ## science CPU per star and module, 30-730 d at 25 s (docs/science.md)
-	$(PY) scripts/science_cost.py --markdown
+science-cost: install ## science CPU per star and module, 30-730 d at 25 s -> docs/science.md table, docs/figures/science_cost.png
+	$(PY) scripts/science_cost.py --markdown --json build/science-cost.json --plot docs/figures/science_cost.png
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check containers triggers dummy_pipeline scripts tests jobstore_config/toil-plugin

@@ -9,7 +9,8 @@ or containers. The CPU seconds are the ones each module records per star (``cpu_
 time of its per-star work, the same number the catalogue sums).
 
 Usage: scripts/science_cost.py [--days 30 90 365 730] [--cadence-s 25] [--seed 7]
-       [--workdir DIR] [--json OUT.json] [--markdown]
+       [--workdir DIR] [--json OUT.json] [--markdown] [--plot OUT.png]
+       scripts/science_cost.py --from-json IN.json [--markdown] [--plot OUT.png]   (no run)
 Light curves are cached in the work folder (``--workdir``), so a second run on other code
 measures the same input. The machine's load average is printed next to the figures.
 """
@@ -119,6 +120,54 @@ def run_star(lc_path: Path, meta: dict, outdir: Path) -> dict[str, float]:
     return cpu
 
 
+GOAL_730D_S = 20.0  # science CPU budget per two-year star (issue 15)
+
+
+def plot(doc: dict, path: Path) -> None:
+    """CPU per star against light-curve length, per module and in total (log-log)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    results = sorted(doc["results"], key=lambda r: r["days"])
+    days = [r["days"] for r in results]
+    fig = Figure(figsize=(7, 4.5), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    mods = [m for m in results[0]["cpu_s"] if m != "total"]
+    floor = 0.01  # modules that stay under it are named in the title, not drawn
+    tiny = [m for m in mods if max(r["cpu_s"][m] for r in results) < floor]
+    for m in mods:
+        if m not in tiny:
+            ax.plot(days, [r["cpu_s"][m] for r in results], "o-", lw=1, ms=3, label=m)
+    ax.plot(days, [r["cpu_s"]["total"] for r in results], "s-", color="k", lw=2, label="total")
+    ax.plot([730], [GOAL_730D_S], "r*", ms=10, label=f"goal at 730 d (<= {GOAL_730D_S:g} s)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(days)
+    ax.set_xticklabels([f"{d:g} d" for d in days])
+    ax.minorticks_off()
+    ax.set_xlabel(f"light-curve length (cadence {doc['cadence_s']:g} s)")
+    ax.set_ylabel("science CPU per star (s)")
+    loads = [x for r in results for x in r.get("load_avg_1min", [])]
+    ax.set_ylim(bottom=floor)
+    under = f"; under {floor:g} s: {', '.join(tiny)}" if tiny else ""
+    ax.set_title("cost against light-curve length (one star per length, seed "
+                 f"{doc['seed']}; load {min(loads):.1f}-{max(loads):.1f}{under})", fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def markdown(results: list[dict]) -> str:
+    mods = list(results[0]["cpu_s"].keys())
+    out = ["| days | points | " + " | ".join(mods) + " |", "|---|---|" + "---|" * len(mods)]
+    for r in results:
+        out.append(f"| {r['days']:g} | {r['n_points']} | "
+                   + " | ".join(f"{r['cpu_s'][m]:.2f}" for m in mods) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--days", type=float, nargs="+", default=[30, 90, 365, 730])
@@ -128,9 +177,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="folder for the cached light curves and chunk files (default: a temp dir)")
     p.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     p.add_argument("--markdown", action="store_true", help="print a markdown table")
+    p.add_argument("--plot", type=Path, default=None, help="draw the figures as a PNG here")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="take the figures from this JSON (--json of an earlier run); run nothing")
     args = p.parse_args(argv)
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(),
                                                         f"stellarflow-mpl-{os.getuid()}"))
+    if args.from_json:
+        try:
+            doc = json.loads(args.from_json.read_text())
+            if args.markdown:
+                print(markdown(doc["results"]))
+            if args.plot:
+                plot(doc, args.plot)
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            print(f"science_cost: {args.from_json}: not a science-cost JSON ({exc})")
+            return 1
+        return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="science-cost-"))
     work.mkdir(parents=True, exist_ok=True)
     results = []
@@ -147,16 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{days:g} d ({meta['n_points']} points): "
               + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())
               + f" CPU-s; wall {wall:.1f} s; load {load0:.2f}->{load1:.2f}", flush=True)
+    doc = {"cadence_s": args.cadence_s, "seed": args.seed, "results": results}
     if args.json:
-        args.json.write_text(json.dumps({"cadence_s": args.cadence_s, "seed": args.seed,
-                                         "results": results}, indent=1))
+        args.json.write_text(json.dumps(doc, indent=1))
     if args.markdown:
-        mods = list(results[0]["cpu_s"].keys())
-        print("\n| days | points | " + " | ".join(mods) + " |")
-        print("|---|---|" + "---|" * len(mods))
-        for r in results:
-            print(f"| {r['days']:g} | {r['n_points']} | "
-                  + " | ".join(f"{r['cpu_s'][m]:.2f}" for m in mods) + " |")
+        print("\n" + markdown(results))
+    if args.plot:
+        plot(doc, args.plot)
     np.seterr(all="ignore")
     return 0
 
