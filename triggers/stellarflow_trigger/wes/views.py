@@ -128,12 +128,26 @@ def site_of(run_dir: str | None) -> str | None:
     return None
 
 
+# run folder -> progress, profile.jsonl -> its lines: each kept with the (mtime, size) of the
+# file it was read from, and read again only when that changed (pages and WES poll them often)
 _progress_cache: dict[str, tuple[tuple[float, int], Any]] = {}
+_usage_cache: dict[str, tuple[tuple[float, int], Any]] = {}
 _cache_lock = threading.Lock()
 
 
-# profile.jsonl path -> ((mtime, size), its lines): read again only when it changed
-_usage_cache: dict[str, tuple[tuple[float, int], list[dict]]] = {}
+def _cached(cache: dict[str, tuple[tuple[float, int], Any]], name: str, key: tuple[float, int],
+            compute: Any) -> Any:
+    """``cache[name]`` while its key is ``key``, else ``compute()`` stored under ``key``."""
+    with _cache_lock:
+        hit = cache.get(name)
+    if hit and hit[0] == key:
+        return hit[1]
+    value = compute()
+    with _cache_lock:
+        if len(cache) > 256:
+            cache.clear()
+        cache[name] = (key, value)
+    return value
 
 
 def run_progress(run_dir: str | None, finished: bool,
@@ -147,22 +161,17 @@ def run_progress(run_dir: str | None, finished: bool,
     except OSError:
         return None
     key = (st.st_mtime, st.st_size + (1 if finished else 0))
-    with _cache_lock:
-        hit = _progress_cache.get(run_dir)
-    if hit and hit[0] == key:
-        return hit[1]
-    from stellarflow.paths import workflow_path
 
-    try:
-        cwl = workflow_path(workflow or "sas")
-    except Exception:
-        cwl = None
-    p = progress_mod.read(Path(run_dir), cwl, finished=finished)
-    with _cache_lock:
-        if len(_progress_cache) > 256:
-            _progress_cache.clear()
-        _progress_cache[run_dir] = (key, p)
-    return p
+    def read() -> progress_mod.Progress | None:
+        from stellarflow.paths import workflow_path
+
+        try:
+            cwl = workflow_path(workflow or "sas")
+        except Exception:
+            cwl = None
+        return progress_mod.read(Path(run_dir), cwl, finished=finished)
+
+    return _cached(_progress_cache, run_dir, key, read)
 
 
 def tags(row: sqlite3.Row) -> dict[str, str]:
@@ -272,20 +281,14 @@ def step_usage(run: Run) -> list[dict]:
         st = path.stat()
     except Exception:  # noqa: BLE001 - no profile (yet) is a normal state, not an API error
         return []
-    key = (st.st_mtime, st.st_size)
-    with _cache_lock:
-        hit = _usage_cache.get(str(path))
-    if hit and hit[0] == key:
-        return hit[1]
-    try:
-        lines = profiling.load_lines(path)
-    except Exception:  # noqa: BLE001 - a damaged profile: tasks say "not known"
-        return []
-    with _cache_lock:
-        if len(_usage_cache) > 256:
-            _usage_cache.clear()
-        _usage_cache[str(path)] = (key, lines)
-    return lines
+
+    def read() -> list[dict]:
+        try:
+            return profiling.load_lines(path)
+        except Exception:  # noqa: BLE001 - a damaged profile: tasks say "not known"
+            return []
+
+    return _cached(_usage_cache, str(path), (st.st_mtime, st.st_size), read)
 
 
 def usage_by_task(tasks: list[progress_mod.Task], lines: list[dict]) -> dict[str, dict]:
