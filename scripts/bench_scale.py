@@ -226,7 +226,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "complete": False,
     }
     if args.keep_others and out.is_file():
-        earlier = json.loads(out.read_text())
+        try:
+            earlier = json.loads(out.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{out}: not a bench-scale JSON, cannot keep its sizes ({exc})") \
+                from None
         for key, r in earlier.get("sizes", {}).items():
             if key not in doc["sizes"] and "wall_s" in r:
                 r.setdefault("utc", earlier.get("utc"))

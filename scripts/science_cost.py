@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -191,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.plot:
                 plot(doc, args.plot)
         except (OSError, ValueError, KeyError, IndexError) as exc:
-            print(f"science_cost: {args.from_json}: not a science-cost JSON ({exc})")
+            print(f"science_cost: {args.from_json}: not a science-cost JSON ({exc})",
+                  file=sys.stderr)
             return 1
         return 0
     work = args.workdir or Path(tempfile.mkdtemp(prefix="science-cost-"))
