@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -68,3 +71,16 @@ def test_auto_chunk_cap_follows_the_light_curves_size(stars: int, mb_per_star: f
                                                      expected: int) -> None:
     assert run.auto_chunk_size(stars, 2, mb_per_star * 1e6) == expected
     assert run.auto_chunk_size(stars, None, mb_per_star * 1e6) == run.auto_chunk_size(stars, None)
+
+
+def test_a_run_below_the_machines_cpus_is_confined_to_max_cores() -> None:
+    mine = sorted(os.sched_getaffinity(0))
+    assert run.run_cpus(None) is None  # a scheduler confines its own jobs
+    assert run.run_cpus(len(mine)) is None and run.run_cpus(len(mine) + 4) is None
+    if len(mine) > 1:
+        assert run.run_cpus(1) == {mine[0]}
+        with run.confined_to({mine[0]}):
+            child = subprocess.run([sys.executable, "-c", "import os; print(sorted("
+                                    "os.sched_getaffinity(0)))"], capture_output=True, text=True)
+        assert child.stdout.strip() == f"[{mine[0]}]"
+    assert sorted(os.sched_getaffinity(0)) == mine  # given back

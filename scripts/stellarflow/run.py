@@ -8,12 +8,14 @@ folder it was replaced by, never deleted).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,17 +90,24 @@ def count_statuses(catalogue: Path) -> tuple[int, int]:
     return status.count("ok"), status.count("failed")
 
 
+# CWL's SHA-1 of every File a step outputs (intermediate chunk files included, and again of the
+# final outputs by the leader after the last step) is used by nothing here: the run's RO-Crate
+# records the SHA-256 of what it delivers (stellarflow.provenance).
+NO_CWL_CHECKSUMS = "--no-compute-checksum"
+
+
 def runner_argv(runner: str, site: str, *, run_dir: Path, jobstore: str, staging: Path,
                 container: bool, restart: bool, extra: list[str]) -> tuple[list[str], dict]:
     if runner == "toil":
         inv = sites.toil_invocation(site, jobstore=jobstore, workdir=run_dir / "work",
                                     container=container, restart=restart)
         # inv.command = pilot wrapper (slurm-pilot: one sbatch allocation) + toil-cwl-runner.
-        argv = inv.command + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log")]
+        argv = inv.command + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log"),
+                              NO_CWL_CHECKSUMS]
         return argv + extra, inv.env
     if runner == "cwltool":
         argv = ["cwltool", "--parallel", "--outdir", str(staging),
-                "--tmpdir-prefix", str(run_dir / "tmp") + "/",
+                "--tmpdir-prefix", str(run_dir / "tmp") + "/", NO_CWL_CHECKSUMS,
                 "--podman" if container else "--no-container"]
         return argv + extra, {}
     raise RunError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
@@ -174,7 +183,8 @@ def run_job(
     env.update(env_extra)
     (run_dir / "command.json").write_text(json.dumps(argv))
     started = provenance.utc_now()
-    with open(log_path, "ab") as log, open(run_dir / "outputs.json", "wb") as out:
+    with open(log_path, "ab") as log, open(run_dir / "outputs.json", "wb") as out, \
+            confined_to(run_cpus(site_slots(site, runner, extra))):
         proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env, cwd=run_dir)
         if progress:
             from .progress import Reporter
@@ -337,6 +347,34 @@ def auto_chunk_size(n_stars: int, slots: int | None,
                       AUTO_CHUNK_STARS_MAX)
         n_chunks = min(n, slots * math.ceil(n / (slots * cap)))
     return math.ceil(n / n_chunks)
+
+
+def run_cpus(slots: int | None) -> set[int] | None:
+    """The CPUs a single-machine run is confined to: the first ``slots`` of this process's
+    when ``--maxCores`` asks for fewer than it may use, else None (no confinement). A module
+    spreads a chunk's stars over the CPUs it may run on (stellarflow_contracts.pool), so
+    without this a run would use more CPUs than --maxCores says."""
+    try:
+        mine = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    if slots is None or slots >= len(mine):
+        return None
+    return set(mine[:slots])
+
+
+@contextlib.contextmanager
+def confined_to(cpus: set[int] | None) -> Iterator[None]:
+    """Processes started inside inherit ``cpus`` as their affinity (this thread's only)."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def site_slots(site: str, runner: str = "toil", extra_args: list[str] | None = None) -> int | None:

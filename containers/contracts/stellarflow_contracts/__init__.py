@@ -6,5 +6,5 @@ contract version: a file written by 1.x is read by any 1.y; a major bump is an i
 change. Dependencies: numpy and h5py only (astropy for FITS/table light curves and catalogues).
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 CONTRACT_MAJOR = int(__version__.split(".")[0])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import io
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import CONTRACT_MAJOR, profile
+from . import CONTRACT_MAJOR, pool, profile
 from . import __version__ as CONTRACTS_VERSION
 from .errors import InputError
 
@@ -222,6 +223,38 @@ def quiet_numerics() -> Iterator[None]:
         yield
 
 
+def process_star(ctx: StarContext, module: str, process: Callable[[StarContext], None],
+                 select: Callable[[StarContext], bool] | None) -> None:
+    """Run ``process`` on one star and write its status attrs into ``ctx.out``: any exception
+    becomes ``failed`` with a one-line error (the chunk goes on), ``NotMeasurable`` a note."""
+    g_out = ctx.out
+    t0 = time.process_time()
+    try:
+        with quiet_numerics():
+            if select is None or select(ctx):
+                process(ctx)
+        status, error = STATUS_OK, ""
+    except NotMeasurable as exc:
+        for key in list(g_out.keys()):
+            del g_out[key]
+        g_out.attrs["note"] = f"{module}: {exc}"
+        status, error = STATUS_OK, ""
+    except Exception as exc:  # one failing star never fails its chunk
+        log.debug("star %s failed in %s", ctx.star_id, module, exc_info=True)
+        for key in list(g_out.keys()):
+            del g_out[key]
+        status, error = STATUS_FAILED, f"{module}: {one_line(exc)}"
+    write_star_status(g_out, status, error, time.process_time() - t0)
+
+
+def _star_groups(files: dict[str, h5py.File], sid: str) -> dict[str, h5py.Group | None]:
+    return {k: (f["stars"][sid] if sid in f["stars"] else None) for k, f in files.items()}
+
+
+def _open_inputs(inputs: dict[str, Path | None], stack: ExitStack) -> dict[str, h5py.File]:
+    return {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p is not None}
+
+
 def run_chunk(
     *,
     module: str,
@@ -238,9 +271,28 @@ def run_chunk(
 
     ``select`` (optional) says whether a star is processed by this module at all; stars it
     declines are written with status ok and no results (e.g. seismology on a hot star).
+    The stars run in worker processes (:mod:`stellarflow_contracts.pool`): each writes its star
+    into an in-memory HDF5 file, which this process copies into the chunk file.
     """
-    with ExitStack() as stack:
-        files = {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p is not None}
+    def star_in_memory(files: dict[str, h5py.File], sid: str) -> bytes:
+        with h5py.File(f"{sid}.mem", "w", driver="core", backing_store=False) as mem:
+            ctx = StarContext(star_id=sid, inputs=_star_groups(files, sid),
+                              out=mem.create_group(sid))
+            process_star(ctx, module, process, select)
+            mem.flush()
+            return mem.id.get_file_image()
+
+    def open_in_worker() -> dict[str, h5py.File]:
+        return _open_inputs(inputs, ExitStack())  # closed when the worker exits
+
+    primary_path = inputs[primary]
+    if primary_path is None:
+        raise InputError(None, f"no {primary} chunk file given")
+    with open_chunk(primary_path) as f:  # closed again before the workers are forked
+        n_stars = len(star_ids(f))
+    with pool.StarPool(star_in_memory, open_in_worker, n_stars) as stars_pool, \
+            ExitStack() as stack:
+        files = _open_inputs(inputs, stack)
         src = files[primary]
         chunk_id = attr_str(src, "chunk_id")
         ids = star_ids(src)
@@ -250,35 +302,21 @@ def run_chunk(
                              observation_id=attr_str(src, "observation_id"), stage=stage,
                              ids=ids, module=module, version=version)
             stars_out = fout.create_group("stars")
+            todo = []
             for sid in ids:
-                g_out = stars_out.create_group(sid)
-                groups = {k: (f["stars"][sid] if sid in f["stars"] else None)
-                          for k, f in files.items()}
+                groups = _star_groups(files, sid)
                 upstream_error = next(
                     (attr_str(g, "error") for g in groups.values()
                      if g is not None and attr_str(g, "status", STATUS_OK) == STATUS_FAILED),
                     None)
                 if upstream_error is not None:
-                    write_star_status(g_out, STATUS_FAILED, upstream_error, 0.0)
-                    continue
-                ctx = StarContext(star_id=sid, inputs=groups, out=g_out)
-                t0 = time.process_time()
-                try:
-                    with quiet_numerics():
-                        if select is None or select(ctx):
-                            process(ctx)
-                    status, error = STATUS_OK, ""
-                except NotMeasurable as exc:
-                    for key in list(g_out.keys()):
-                        del g_out[key]
-                    g_out.attrs["note"] = f"{module}: {exc}"
-                    status, error = STATUS_OK, ""
-                except Exception as exc:  # one failing star never fails its chunk
-                    log.debug("star %s failed in %s", sid, module, exc_info=True)
-                    for key in list(g_out.keys()):
-                        del g_out[key]
-                    status, error = STATUS_FAILED, f"{module}: {one_line(exc)}"
-                write_star_status(g_out, status, error, time.process_time() - t0)
+                    write_star_status(stars_out.create_group(sid), STATUS_FAILED,
+                                      upstream_error, 0.0)
+                else:
+                    todo.append(sid)
+            for sid, image in stars_pool.map(todo, files):
+                with h5py.File(io.BytesIO(image), "r") as mem:
+                    mem.copy(mem[sid], stars_out, name=sid)
             if finish is not None:
                 finish(fout)
             write_summary(fout, outdir)

@@ -418,7 +418,7 @@ def test_fixture_chunk(msap5: Runner, tmp_path: Path) -> None:
     assert {k: root[k] for k in ("chunk_id", "stage", "module", "module_version",
                                  "contracts_version")} == {
         "chunk_id": "chunk-0000", "stage": "parameters", "module": NAME,
-        "module_version": _version(), "contracts_version": "1.0.0"}
+        "module_version": _version(), "contracts_version": "1.1.0"}
     if msap5.kind == "host":
         assert (root["image"], root["image_digest"]) == ("none (no container)", "")
     else:

@@ -20,6 +20,8 @@ import argparse
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -42,9 +44,10 @@ from stellarflow_contracts.chunk import (
     write_dataset,
 )
 from stellarflow_contracts.errors import InputError
+from stellarflow_contracts.pool import StarPool
 
 MODULE = "star_products"
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 FIGURES = ("all", "notable", "none")
 NO_FIGURE_META = "no_figure"  # rows metadata: star ids without a PNG (read by the catalogue)
 STAGES = ("lightcurves", "prepared", "rotation", "seismology", "parameters", "transit")
@@ -137,15 +140,30 @@ def write_product(path: Path, sid: str, observation_id: str, status: str, error:
             own.attrs[key] = value
 
 
-def plot_star(path: Path, sid: str, status: str, error: str,
-              groups: dict[str, h5py.Group | None]) -> None:
-    """Light curve, rotation periodogram, PSD and folded transit in one PNG."""
+def load_matplotlib() -> tuple[type, type]:
+    """matplotlib's Agg canvas and Figure (imported on first use: a run without figures never
+    pays for it)."""
     # CWL sets HOME to the job's output folder: keep matplotlib's font cache out of it and
     # shared between jobs (container images set MPLCONFIGDIR to a cache built at image build).
     os.environ.setdefault("MPLCONFIGDIR", os.path.join("/tmp", f"stellarflow-mpl-{os.getuid()}"))
+    built = Path(os.environ["MPLCONFIGDIR"])
+    if built.is_dir() and not os.access(built, os.W_OK):
+        # A read-only image: matplotlib would ignore the cache built into it and rebuild the
+        # font list at every step (seconds). A writable copy of it is used instead.
+        private = Path(tempfile.mkdtemp(prefix="stellarflow-mpl-"))
+        for cached in built.glob("fontlist-*.json"):
+            shutil.copy2(cached, private / cached.name)
+        os.environ["MPLCONFIGDIR"] = str(private)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    return FigureCanvasAgg, Figure
+
+
+def plot_star(path: Path, sid: str, status: str, error: str,
+              groups: dict[str, h5py.Group | None]) -> None:
+    """Light curve, rotation periodogram, PSD and folded transit in one PNG."""
+    FigureCanvasAgg, Figure = load_matplotlib()
     fig = Figure(figsize=(11, 7), dpi=72)
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2)
@@ -213,45 +231,63 @@ def wants_figure(figures: str, status: str, groups: dict[str, h5py.Group | None]
                                                           "transit_period_d"))
 
 
+def product_of_star(files: dict[str, h5py.File], sid: str, observation_id: str, figures: str,
+                    outdir: Path) -> tuple[dict, bool]:
+    """Write one star's product HDF5 (and PNG); return its catalogue row and whether it has a
+    PNG. A star whose products cannot be written becomes a failed row."""
+    t0 = time.process_time()
+    groups = {stage: _star(files, stage, sid) for stage in STAGES}
+    status, error = star_status(groups)
+    product, figure = outdir / f"{sid}.product.h5", outdir / f"{sid}.png"
+    with quiet_numerics():
+        try:
+            write_product(product, sid, observation_id, status, error, groups, files)
+            if wants_figure(figures, status, groups):
+                plot_star(figure, sid, status, error, groups)
+        except Exception as exc:  # one failing star never fails its chunk
+            status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
+            figure.unlink(missing_ok=True)
+            write_product(product, sid, observation_id, status, error, {}, files)
+            if wants_figure(figures, status, {}):
+                plot_star(figure, sid, status, error, {})
+    row = {name: math.nan for name in COLUMN_NAMES}
+    row.update(star_id=sid, status=status, error=error)
+    for name, stage, key, _, _ in PARAMETERS:
+        if name in row:
+            row[name] = _value(groups.get(stage), key)
+    upstream_cpu = sum(_value(g, "cpu_s") for g in groups.values()
+                       if g is not None and np.isfinite(_value(g, "cpu_s")))
+    row["cpu_s"] = upstream_cpu + (time.process_time() - t0)
+    return row, figure.exists()
+
+
 def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = "all") -> Path:
     if figures not in FIGURES:
         raise InputError(None, f"--figures must be one of {', '.join(FIGURES)}, got {figures!r}")
-    rows = []
-    no_figure = []
-    with ExitStack() as stack:
-        files = {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p}
-        src = files["prepared"]
-        chunk_id = attr_str(src, "chunk_id")
-        observation_id = attr_str(src, "observation_id")
-        for sid in star_ids(src):
-            t0 = time.process_time()
-            groups = {stage: _star(files, stage, sid) for stage in STAGES}
-            status, error = star_status(groups)
-            product, figure = outdir / f"{sid}.product.h5", outdir / f"{sid}.png"
-            with quiet_numerics():
-                try:
-                    write_product(product, sid, observation_id, status, error, groups, files)
-                    if wants_figure(figures, status, groups):
-                        plot_star(figure, sid, status, error, groups)
-                except Exception as exc:  # one failing star never fails its chunk
-                    status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
-                    figure.unlink(missing_ok=True)
-                    write_product(product, sid, observation_id, status, error, {}, files)
-                    if wants_figure(figures, status, {}):
-                        plot_star(figure, sid, status, error, {})
-            if not figure.exists():
-                no_figure.append(sid)
-            row = {name: math.nan for name in COLUMN_NAMES}
-            row.update(star_id=sid, status=status, error=error)
-            for name, stage, key, _, _ in PARAMETERS:
-                if name in row:
-                    row[name] = _value(groups.get(stage), key)
-            upstream_cpu = sum(_value(g, "cpu_s") for g in groups.values()
-                               if g is not None and np.isfinite(_value(g, "cpu_s")))
-            row["cpu_s"] = upstream_cpu + (time.process_time() - t0)
-            rows.append(row)
+    if inputs.get("prepared") is None:
+        raise InputError(None, "no prepared chunk file given")
+
+    def open_inputs(stack: ExitStack) -> dict[str, h5py.File]:
+        return {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p}
+
+    with open_chunk(inputs["prepared"]) as f:  # closed again before the workers are forked
+        chunk_id = attr_str(f, "chunk_id")
+        observation_id = attr_str(f, "observation_id")
+        ids = star_ids(f)
+    if figures != "none":
+        load_matplotlib()  # once, before the workers are forked: they share it
+
+    def one_star(files: dict[str, h5py.File], sid: str) -> tuple[dict, bool]:
+        return product_of_star(files, sid, observation_id, figures, outdir)
+
+    with StarPool(one_star, lambda: open_inputs(ExitStack()), len(ids)) as stars_pool, \
+            ExitStack() as stack:
+        files = open_inputs(stack)
+        done = dict(stars_pool.map(ids, files))
         prov = provenance(MODULE, __version__)
         fakes = sorted(attr_str(f, "fake_of") for f in files.values() if "fake_of" in f.attrs)
+    rows = [done[sid][0] for sid in ids]
+    no_figure = [sid for sid in ids if not done[sid][1]]
     table = make_table(rows)
     table.meta.update({"chunk_id": chunk_id, "observation_id": observation_id,
                        "star_products": prov, FAKE_STAGES_META: fakes,
