@@ -282,3 +282,38 @@ def test_ruamel_deepcopy_fix() -> None:
     dup = copy.deepcopy(doc)
     assert dup == doc and dup["stars"].lc.data == doc["stars"].lc.data
     assert dup["stars"][49].lc.line == 50
+
+
+def test_filejobstore_link_fix(tmp_path: Path) -> None:
+    """Toil's FileJobStore.write_file still copies the job's file: the fix is needed. When the
+    first assertion fails, Toil no longer copies: delete toil_batch_system_filejobstore_link."""
+    code = ("from toil.jobStores.fileJobStore import FileJobStore as F; "
+            "from toil_batch_system_filejobstore_link import fix; "
+            "print(fix.still_copies(F.write_file), fix.apply())")
+    env = {**os.environ, "STELLARFLOW_JOBSTORE_LINK": "off"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["True", "False"]  # off: Toil left alone, and it copies
+    import toil_batch_system_filejobstore_link  # noqa: F401
+    from toil.common import Config
+    from toil.jobStores.fileJobStore import FileJobStore
+
+    assert FileJobStore.write_file._stellarflow_fix
+    store = FileJobStore(str(tmp_path / "jobstore"))
+    store.initialize(Config())
+    chunk = tmp_path / "chunk-0000.prepared.h5"
+    chunk.write_bytes(b"chunk" * 1000)
+    (tmp_path / "link.h5").symlink_to(chunk)
+    for local, hints, linked in ((chunk, None, True), (chunk, ["sas", "msap1"], True),
+                                 (tmp_path / "link.h5", None, False)):
+        stored = Path(store._get_file_path_from_id(store.write_file(str(local), hints=hints)))
+        assert stored.read_bytes() == chunk.read_bytes() and not stored.is_symlink()
+        assert (stored.stat().st_ino == chunk.stat().st_ino) is linked
+    other_fs = Path("/dev/shm") / f"stellarflow-{os.getpid()}.h5"  # another file system: copied
+    if Path("/dev/shm").is_dir() and os.stat("/dev/shm").st_dev != tmp_path.stat().st_dev:
+        other_fs.write_bytes(b"x" * 10)
+        try:
+            stored = Path(store._get_file_path_from_id(store.write_file(str(other_fs))))
+            assert stored.read_bytes() == b"x" * 10 and stored.stat().st_nlink == 1
+        finally:
+            other_fs.unlink()

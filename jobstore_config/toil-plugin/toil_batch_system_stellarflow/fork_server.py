@@ -80,6 +80,12 @@ def serve() -> int:
         pass
     else:
         apply()
+    try:  # workers write the steps' outputs into the job store: link them, do not copy
+        from toil_batch_system_filejobstore_link.fix import apply as apply_link
+    except ImportError:
+        pass
+    else:
+        apply_link()
 
     if threading.active_count() != 1:
         print("stellarflow fork server: importing Toil started threads; not forking",
