@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -59,6 +60,13 @@ def star_workers(n_items: int) -> int:
     return max(1, min(n, n_items))
 
 
+def _worker_start() -> None:
+    # A worker inherits its parent's SIGTERM handler (module_main's, or a service's that only
+    # asks to stop): the pool could then not stop a worker, and a broken pool waits forever for
+    # the one blocked writing its result. Workers die on SIGTERM.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _run_task(item: Any) -> Any:
     global _worker_state
     assert _task is not None
@@ -86,7 +94,8 @@ class StarPool:
         if self.workers > 1:
             _task = (self.fn, self.open_state)
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("fork"))
+                self.workers, mp_context=multiprocessing.get_context("fork"),
+                initializer=_worker_start)
             # With fork, the first task starts every worker: now, while no file is open here.
             self._executor.submit(os.getpid).result()
         return self
