@@ -251,7 +251,8 @@ def _star_groups(files: dict[str, h5py.File], sid: str) -> dict[str, h5py.Group 
     return {k: (f["stars"][sid] if sid in f["stars"] else None) for k, f in files.items()}
 
 
-def _open_inputs(inputs: dict[str, Path | None], stack: ExitStack) -> dict[str, h5py.File]:
+def open_chunks(inputs: dict[str, Path | None], stack: ExitStack) -> dict[str, h5py.File]:
+    """Stage -> open chunk file for every input given (None: not given), closed with ``stack``."""
     return {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p is not None}
 
 
@@ -283,7 +284,7 @@ def run_chunk(
             return mem.id.get_file_image()
 
     def open_in_worker() -> dict[str, h5py.File]:
-        return _open_inputs(inputs, ExitStack())  # closed when the worker exits
+        return open_chunks(inputs, ExitStack())  # closed when the worker exits
 
     primary_path = inputs[primary]
     if primary_path is None:
@@ -292,7 +293,7 @@ def run_chunk(
         n_stars = len(star_ids(f))
     with pool.StarPool(star_in_memory, open_in_worker, n_stars) as stars_pool, \
             ExitStack() as stack:
-        files = _open_inputs(inputs, stack)
+        files = open_chunks(inputs, stack)
         src = files[primary]
         chunk_id = attr_str(src, "chunk_id")
         ids = star_ids(src)

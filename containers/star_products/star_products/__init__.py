@@ -17,6 +17,7 @@ so that the report links only figures that exist.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from stellarflow_contracts.chunk import (
     module_main,
     one_line,
     open_chunk,
+    open_chunks,
     provenance,
     quiet_numerics,
     star_ids,
@@ -140,9 +142,10 @@ def write_product(path: Path, sid: str, observation_id: str, status: str, error:
             own.attrs[key] = value
 
 
+@functools.cache
 def load_matplotlib() -> tuple[type, type]:
     """matplotlib's Agg canvas and Figure (imported on first use: a run without figures never
-    pays for it)."""
+    pays for it; set up once per process)."""
     # CWL sets HOME to the job's output folder: keep matplotlib's font cache out of it and
     # shared between jobs (container images set MPLCONFIGDIR to a cache built at image build).
     os.environ.setdefault("MPLCONFIGDIR", os.path.join("/tmp", f"stellarflow-mpl-{os.getuid()}"))
@@ -267,9 +270,6 @@ def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = 
     if inputs.get("prepared") is None:
         raise InputError(None, "no prepared chunk file given")
 
-    def open_inputs(stack: ExitStack) -> dict[str, h5py.File]:
-        return {k: stack.enter_context(open_chunk(p)) for k, p in inputs.items() if p}
-
     with open_chunk(inputs["prepared"]) as f:  # closed again before the workers are forked
         chunk_id = attr_str(f, "chunk_id")
         observation_id = attr_str(f, "observation_id")
@@ -280,9 +280,9 @@ def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = 
     def one_star(files: dict[str, h5py.File], sid: str) -> tuple[dict, bool]:
         return product_of_star(files, sid, observation_id, figures, outdir)
 
-    with StarPool(one_star, lambda: open_inputs(ExitStack()), len(ids)) as stars_pool, \
+    with StarPool(one_star, lambda: open_chunks(inputs, ExitStack()), len(ids)) as stars_pool, \
             ExitStack() as stack:
-        files = open_inputs(stack)
+        files = open_chunks(inputs, stack)
         done = dict(stars_pool.map(ids, files))
         prov = provenance(MODULE, __version__)
         fakes = sorted(attr_str(f, "fake_of") for f in files.values() if "fake_of" in f.attrs)
