@@ -28,7 +28,7 @@ requirements:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/ingest:1.2.0
+    dockerPull: localhost/stellarflow/ingest:1.3.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
@@ -71,7 +71,7 @@ outputs:
     doc: "<chunk_id>.lightcurves.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.lightcurves.profile.json"}
 
-s:softwareVersion: 1.2.0
+s:softwareVersion: 1.3.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

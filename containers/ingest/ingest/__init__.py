@@ -6,6 +6,7 @@ missing or bad becomes a failed row; the chunk goes on."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import time
@@ -24,50 +25,74 @@ from stellarflow_contracts.chunk import (
     write_summary,
 )
 from stellarflow_contracts.errors import InputError
+from stellarflow_contracts.pool import StarPool
 
 MODULE = "ingest"
-__version__ = "1.2.0"
+__version__ = "1.3.0"
+
+
+def ingest_star(star: dict) -> tuple[bytes, str, str, float]:
+    """One star's contract light curve, written into an in-memory HDF5 file (its image), with
+    its status, error and CPU time. A missing or bad file is a failed star, not an exception."""
+    sid = star["star_id"]
+    t0 = time.process_time()
+    with h5py.File(f"{sid}.mem", "w", driver="core", backing_store=False) as mem:
+        g = mem.create_group(sid)
+        try:
+            if star.get("input_error"):
+                raise InputError(None, star["input_error"])
+            lcfile = star.get("lightcurve")
+            if not lcfile:
+                raise InputError(None, "no light curve given")
+            if isinstance(lcfile, list):  # several files of one star: stitched
+                lc = lightcurve.read_many([item["path"] for item in lcfile])
+            else:
+                lc = lightcurve.read_any(lcfile["path"])
+            lc.star_id = sid  # the manifest's id is authoritative
+            lightcurve.write_group(g, lc)
+            status, error = STATUS_OK, ""
+        except Exception as exc:  # star-level: record and go on
+            for key in list(g.keys()):
+                del g[key]
+            if isinstance(exc, InputError) and exc.path:
+                # Name the file as the user knows it, not by the runner's staging path.
+                exc = InputError(Path(exc.path).name, exc.problem)
+            status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
+        mem.flush()
+        image = mem.id.get_file_image()
+    return image, status, error, time.process_time() - t0
 
 
 def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
+    """The chunk's stars are read in worker processes (stellarflow_contracts.pool) and copied
+    into the chunk file in the manifest's order of stars."""
     chunk_id = chunk["chunk_id"]
     stars = chunk["stars"]
     out_path = outdir / f"{chunk_id}.lightcurves.h5"
     ids = [s["star_id"] for s in stars]
-    with h5py.File(out_path, "w") as f:
+    for star in stars:  # for the lineage
+        lcfile = star.get("lightcurve") or []
+        for item in lcfile if isinstance(lcfile, list) else [lcfile]:
+            if isinstance(item, dict) and item.get("path"):
+                profile.note_input(item["path"], "lightcurve", star["star_id"])
+    with StarPool(lambda _state, star: ingest_star(star), lambda: None, len(stars)) as pool, \
+            h5py.File(out_path, "w") as f:
         write_root_attrs(f, chunk_id=chunk_id, observation_id=observation_id, stage="lightcurves",
                          ids=ids, module=MODULE, version=__version__)
         grp = f.create_group("stars")
-        for star in stars:
-            sid = star["star_id"]
-            g = grp.create_group(sid)
+        for star in stars:  # groups in the manifest's order, whatever order the stars finish in
+            g = grp.create_group(star["star_id"])
             for key in ("teff", "logg", "feh"):
                 value = star.get(key)
                 g.attrs[key] = float(value) if value is not None else math.nan
-            t0 = time.process_time()
-            try:
-                if star.get("input_error"):
-                    raise InputError(None, star["input_error"])
-                lcfile = star.get("lightcurve")
-                if not lcfile:
-                    raise InputError(None, "no light curve given")
-                for item in lcfile if isinstance(lcfile, list) else [lcfile]:
-                    profile.note_input(item["path"], "lightcurve", sid)  # for the lineage
-                if isinstance(lcfile, list):  # several files of one star: stitched
-                    lc = lightcurve.read_many([item["path"] for item in lcfile])
-                else:
-                    lc = lightcurve.read_any(lcfile["path"])
-                lc.star_id = sid  # the manifest's id is authoritative
-                lightcurve.write_group(g, lc)
-                status, error = STATUS_OK, ""
-            except Exception as exc:  # star-level: record and go on
-                for key in list(g.keys()):
-                    del g[key]
-                if isinstance(exc, InputError) and exc.path:
-                    # Name the file as the user knows it, not by the runner's staging path.
-                    exc = InputError(Path(exc.path).name, exc.problem)
-                status, error = STATUS_FAILED, f"{MODULE}: {one_line(exc)}"
-            write_star_status(g, status, error, time.process_time() - t0)
+        for star, (image, status, error, cpu_s) in pool.map(stars, None):
+            g = grp[star["star_id"]]
+            with h5py.File(io.BytesIO(image), "r") as mem:
+                for name in mem[star["star_id"]]:
+                    mem.copy(mem[star["star_id"]][name], g, name=name)
+                for key, value in mem[star["star_id"]].attrs.items():
+                    g.attrs[key] = value
+            write_star_status(g, status, error, cpu_s)
         write_summary(f, outdir)
     return out_path
 
