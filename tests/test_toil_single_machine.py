@@ -317,3 +317,28 @@ def test_filejobstore_link_fix(tmp_path: Path) -> None:
             assert stored.read_bytes() == b"x" * 10 and stored.stat().st_nlink == 1
         finally:
             other_fs.unlink()
+
+
+def test_cwltool_container_wait_fix(tmp_path: Path) -> None:
+    """cwltool's container monitor still sleeps a second before it first looks: the fix is
+    needed. When the first assertion fails, cwltool looks sooner: delete
+    toil_batch_system_cwltool_container_wait."""
+    code = ("from cwltool.job import ContainerCommandLineJob as C; "
+            "from toil_batch_system_cwltool_container_wait import fix; "
+            "print(fix.still_sleeps(C.docker_monitor), fix.apply())")
+    env = {**os.environ, "STELLARFLOW_CONTAINER_WAIT": "off"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["True", "False"]  # off: cwltool left alone, and it sleeps
+    import toil_batch_system_cwltool_container_wait  # noqa: F401
+    from cwltool.job import ContainerCommandLineJob
+
+    monitor = ContainerCommandLineJob.docker_monitor
+    assert monitor._stellarflow_fix
+    # It returns once the container's command has ended (not before), runs no podman, and
+    # removes the id file when cwltool asks it to.
+    cidfile = tmp_path / "step.cid"
+    cidfile.write_text("0" * 64 + "\n")
+    proc = subprocess.Popen(["sleep", "0.2"])
+    monitor(object(), str(cidfile), str(tmp_path), True, "/nonexistent/podman", proc)
+    assert proc.returncode == 0 and not cidfile.exists()

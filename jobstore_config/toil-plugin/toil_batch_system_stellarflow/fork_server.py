@@ -86,6 +86,12 @@ def serve() -> int:
         pass
     else:
         apply_link()
+    try:  # workers run the containers: cwltool's monitor looks for their end every 50 ms
+        from toil_batch_system_cwltool_container_wait.fix import apply as apply_wait
+    except ImportError:
+        pass
+    else:
+        apply_wait()
 
     if threading.active_count() != 1:
         print("stellarflow fork server: importing Toil started threads; not forking",
