@@ -29,7 +29,9 @@ import logging
 import os
 import shutil
 import subprocess
+import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,12 +73,63 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+# SHA-256 of files already read, by (device, inode, size, mtime): an output keeps its digest when
+# the run moves it into place, and digests computed while the runner works are not redone.
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _DIGESTS:
+        return _DIGESTS[key]
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
             h.update(block)
-    return h.hexdigest()
+    _DIGESTS[key] = digest = h.hexdigest()
+    return digest
+
+
+def digest_files(paths: Iterable[Path], threads: int | None = None) -> None:
+    """Compute the SHA-256 of ``paths`` on ``threads`` threads (default: this process's CPUs;
+    hashlib works outside the GIL), for the crate to find them done; unreadable files are left
+    for the crate to report."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(path: Path) -> None:
+        try:
+            sha256_file(path)
+        except OSError:
+            pass
+
+    n = threads or max(len(os.sched_getaffinity(0)), 1)
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(one, paths))
+
+
+def start_digesting_inputs(job: dict) -> threading.Thread | None:
+    """While the runner starts (one core busy), digest the job's light curves and load the
+    crate library in a background thread: the crate, written when the run ends, then finds
+    them done. None when provenance is off."""
+    if not enabled():
+        return None
+    paths = []
+    for star in job.get("stars") or []:
+        lcs = star.get("lightcurve")
+        for lc in lcs if isinstance(lcs, list) else [lcs]:
+            path = _local_path(lc) if isinstance(lc, dict) else None
+            if path is not None:
+                paths.append(path)
+
+    def work() -> None:
+        import rocrate.rocrate  # noqa: F401 (its import is a noticeable part of writing a crate)
+
+        digest_files(paths, threads=1)
+
+    thread = threading.Thread(target=work, name="stellarflow-digest-inputs", daemon=True)
+    thread.start()
+    return thread
 
 
 # ------------------------------------------------------------------ the workflow as run
@@ -855,6 +908,8 @@ def record_run(info: RunInfo, *, sacct_rows: list[dict] | None = None) -> Path |
     if sacct_rows:
         (info.run_dir / "sacct.json").write_text(json.dumps(sacct_rows, indent=1))
     steps = load_steps(info.run_dir)
+    if info.outdir.is_dir():  # the outputs' digests on every CPU, before the crate needs them
+        digest_files(p for p in info.outdir.rglob("*") if p.is_file())
     return CrateBuilder(info, packed_workflow(info.cwl), steps, sacct_rows).build()
 
 

@@ -183,6 +183,7 @@ def run_job(
     env.update(env_extra)
     (run_dir / "command.json").write_text(json.dumps(argv))
     started = provenance.utc_now()
+    digesting = provenance.start_digesting_inputs(job)
     with open(log_path, "ab") as log, open(run_dir / "outputs.json", "wb") as out, \
             confined_to(run_cpus(site_slots(site, runner, extra))):
         proc = subprocess.Popen(argv, stdout=out, stderr=log, env=env, cwd=run_dir)
@@ -198,6 +199,8 @@ def run_job(
                         pass
                 rep.update(finished=proc.returncode == 0)
         proc.wait()
+    if digesting is not None:
+        digesting.join()
     result = RunResult(observation_id=observation_id, outdir=str(outdir / observation_id),
                        run_dir=str(run_dir), jobstore=jobstore, log_path=str(log_path),
                        returncode=proc.returncode, chunk_size=job.get("chunk_size"))
