@@ -212,8 +212,47 @@ def test_leader_waits_at_most_the_short_poll():
     box = cls.__new__(cls)  # only what getUpdatedBatchJob reads
     box.outputQueue = Queue()
     box._checkOnDaddy = lambda: None
+    box._stellarflow_updates_pending = False
     assert box.getUpdatedBatchJob(2) is None
     assert waits == [sm.POLL_S]
+    # The leader still holds updates after its turn: no wait (once), then the short poll again.
+    box._stellarflow_updates_pending = True
+    assert box.getUpdatedBatchJob(2) is None and box.getUpdatedBatchJob(2) is None
+    assert waits == [sm.POLL_S, 0, sm.POLL_S]
+
+
+def test_leader_says_when_it_holds_updates():
+    """Leader._process_ready_jobs is wrapped (once) to tell the batch system whether updates
+    remain after the turn; a batch system of another kind is told nothing."""
+    from toil import leader
+    from toil.bus import JobUpdatedMessage
+
+    sm.skip_wait_when_updates_are_pending()
+    sm.skip_wait_when_updates_are_pending()  # idempotent: no wrapper around the wrapper
+    wrapped = leader.Leader._process_ready_jobs
+    assert wrapped._stellarflow and not getattr(wrapped.__wrapped__, "_stellarflow", False)
+
+    class Messages:
+        def __init__(self, n):
+            self.n = n
+
+        def count(self, kind):
+            return self.n if kind is JobUpdatedMessage else 0
+
+    class Ours:
+        _stellarflow_updates_pending = False
+
+    class Other:
+        pass
+
+    for pending, expected in ((2, True), (0, False)):
+        box = type("L", (), {})()
+        box.batchSystem, box._messages = Ours(), Messages(pending)
+        sm.tell_pending_updates(box, JobUpdatedMessage)
+        assert box.batchSystem._stellarflow_updates_pending is expected
+    box.batchSystem = Other()
+    sm.tell_pending_updates(box, JobUpdatedMessage)
+    assert not hasattr(box.batchSystem, "_stellarflow_updates_pending")
 
 
 def test_service_manager_turns_are_short():
@@ -237,6 +276,12 @@ def test_upstream_still_has_the_costs() -> None:
     assert "getUpdatedBatchJob(maxWait=2)" in inspect.getsource(leader.Leader)
     assert "with throttle(1.0):" in inspect.getsource(serviceManager.ServiceManager)
     assert "time.sleep(0.01)" in inspect.getsource(singleMachine.SingleMachineBatchSystem)
+    from toil import realtimeLogger, statsAndLogging
+
+    assert "time.sleep(0.5)" in inspect.getsource(statsAndLogging.StatsAndLogging)
+    assert "target=cls.loggingServer.serve_forever" in inspect.getsource(
+        realtimeLogger.RealtimeLogger)
+    assert "_process_ready_jobs()" in inspect.getsource(leader.Leader.innerLoop)
 
 
 def test_another_toil_gets_its_own_single_machine(monkeypatch) -> None:
