@@ -187,7 +187,7 @@ def process_kind(cmdline: list[str], name: str) -> str:
         return "module processes"  # science + their start, imports, I/O
     if "_toil_worker" in text or "toil_batch_system_stellarflow.fork_server" in text:
         return "toil workers"  # forked from the warm server (toil_single_machine) or started
-    if "toil-cwl-runner" in text:
+    if "toil-cwl-runner" in text or "stellarflow.toil_runner" in text:
         return "toil leader"
     if any(Path(a).name == "airflow" for a in cmdline[:2]) or "airflow.sdk" in text:
         return "airflow"  # its scheduler, api-server, dag-processor and task supervisors"

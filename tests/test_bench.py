@@ -101,6 +101,8 @@ def test_process_kinds() -> None:
                 "_toil_worker") == "toil workers"
     assert kind(["/v/bin/python3", "/v/bin/toil-cwl-runner", "--config", "c"],
                 "toil-cwl-runne") == "toil leader"
+    assert kind(["/v/bin/python3", "-m", "stellarflow.toil_runner", "--config", "c"],
+                "python3") == "toil leader"
     assert kind(["/usr/bin/conmon", "--api-version", "1"], "conmon") == "podman/conmon/crun"
     assert kind(["/usr/bin/podman", "run", "-i", "img", "python", "-m",
                  "ingest"], "podman") == "podman/conmon/crun"

@@ -387,3 +387,35 @@ def test_cwltool_container_wait_fix(tmp_path: Path) -> None:
     proc = subprocess.Popen(["sleep", "0.2"])
     monitor(object(), str(cidfile), str(tmp_path), True, "/nonexistent/podman", proc)
     assert proc.returncode == 0 and not cidfile.exists()
+
+
+def test_toil_runner_is_toil_cwl_runner_with_its_exit_code(tmp_path: Path) -> None:
+    """stellarflow.toil_runner runs Toil's CWL main: same output, same exit codes (0 for a run,
+    non-zero for a bad job), with its log file flushed before the fast exit."""
+    tool = tmp_path / "echo.cwl"
+    tool.write_text(textwrap.dedent("""\
+        cwlVersion: v1.2
+        class: CommandLineTool
+        baseCommand: echo
+        inputs:
+          word: {type: string, inputBinding: {position: 1}}
+        stdout: said.txt
+        outputs:
+          said: {type: stdout}
+        """))
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"word": "hello"}))
+    base = [sys.executable, "-m", "stellarflow.toil_runner", "--jobStore",
+            str(tmp_path / "js"), "--outdir", str(tmp_path / "out"), "--no-container",
+            "--logFile", str(tmp_path / "toil.log"), "--batchSystem", "single_machine"]
+    ok = subprocess.run(base + [str(tool), str(job)], capture_output=True, text=True,
+                        env=runner_env(), cwd=tmp_path, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.loads(ok.stdout)["said"]["basename"] == "said.txt"
+    assert (tmp_path / "out" / "said.txt").read_text() == "hello\n"
+    assert "CWL run complete" in (tmp_path / "toil.log").read_text()
+    job.write_text(json.dumps({"word": 7}))
+    bad = subprocess.run(base[:3] + ["--jobStore", str(tmp_path / "js2")] + base[5:]
+                         + [str(tool), str(job)], capture_output=True, text=True,
+                         env=runner_env(), cwd=tmp_path, timeout=300)
+    assert bad.returncode != 0

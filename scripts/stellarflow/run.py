@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -94,6 +95,7 @@ def count_statuses(catalogue: Path) -> tuple[int, int]:
 # final outputs by the leader after the last step) is used by nothing here: the run's RO-Crate
 # records the SHA-256 of what it delivers (stellarflow.provenance).
 NO_CWL_CHECKSUMS = "--no-compute-checksum"
+TOIL_RUNNER = [sys.executable, "-m", "stellarflow.toil_runner"]  # toil-cwl-runner's main
 
 
 def runner_argv(runner: str, site: str, *, run_dir: Path, jobstore: str, staging: Path,
@@ -101,8 +103,11 @@ def runner_argv(runner: str, site: str, *, run_dir: Path, jobstore: str, staging
     if runner == "toil":
         inv = sites.toil_invocation(site, jobstore=jobstore, workdir=run_dir / "work",
                                     container=container, restart=restart)
-        # inv.command = pilot wrapper (slurm-pilot: one sbatch allocation) + toil-cwl-runner.
-        argv = inv.command + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log"),
+        # inv.command = pilot wrapper (slurm-pilot: one sbatch allocation) + toil-cwl-runner,
+        # started as stellarflow.toil_runner (the same main, no interpreter teardown at its end).
+        command = [*inv.wrapper, *TOIL_RUNNER, *inv.argv[1:]] \
+            if inv.argv[0] == "toil-cwl-runner" else inv.command
+        argv = command + ["--outdir", str(staging), "--logFile", str(run_dir / "toil.log"),
                               NO_CWL_CHECKSUMS]
         return argv + extra, inv.env
     if runner == "cwltool":
