@@ -73,7 +73,8 @@ def sample_run_nice(state: Path):
         while not t.stop.wait(0.2):  # type: ignore[attr-defined]
             for proc in psutil.process_iter(["cmdline", "nice"]):
                 cmd = " ".join(proc.info["cmdline"] or ())
-                if "toil-cwl-runner" in cmd and str(state) in cmd:
+                leader = "toil-cwl-runner" in cmd or "stellarflow.toil_runner" in cmd
+                if leader and str(state) in cmd:
                     t.seen.append(proc.info["nice"])  # type: ignore[attr-defined]
 
     t.run = loop  # type: ignore[method-assign]
