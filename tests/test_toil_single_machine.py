@@ -419,3 +419,32 @@ def test_toil_runner_is_toil_cwl_runner_with_its_exit_code(tmp_path: Path) -> No
                          + [str(tool), str(job)], capture_output=True, text=True,
                          env=runner_env(), cwd=tmp_path, timeout=300)
     assert bad.returncode != 0
+
+
+def test_forked_workers_trust_the_images_stellarflow_run_checked(tmp_path: Path) -> None:
+    """cwltool skips `podman inspect` for an image in its cache (a private set that this relies
+    on: when the first assertion fails, cwltool changed and the workers inspect again), and the
+    fork server puts the images of STELLARFLOW_CHECKED_IMAGES there; `stellarflow run` names
+    every image of the workflow it checked."""
+    from cwltool import docker
+
+    assert isinstance(docker._IMAGES, set)
+    code = ("from toil_batch_system_stellarflow import fork_server as f; "
+            "from cwltool import docker; "
+            "print(' '.join(f.trust_checked_images()), '|', ' '.join(sorted(docker._IMAGES)))")
+    env = {**os.environ, "STELLARFLOW_CHECKED_IMAGES": "localhost/a:1 localhost/b:2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    assert out.stdout.split() == ["localhost/a:1", "localhost/b:2", "|",
+                                  "localhost/a:1", "localhost/b:2"]
+    # A cwltool job finds a cached image without running podman at all.
+    job = docker.PodmanCommandLineJob.__new__(docker.PodmanCommandLineJob)
+    job.docker_exec = str(tmp_path / "no-podman-here")
+    docker._IMAGES.add("localhost/cached:1")
+    try:
+        assert job.get_image({"dockerPull": "localhost/cached:1"}, False, False, str(tmp_path))
+    finally:
+        docker._IMAGES.discard("localhost/cached:1")
+    from stellarflow import run
+
+    assert run.CHECKED_IMAGES_ENV == "STELLARFLOW_CHECKED_IMAGES"

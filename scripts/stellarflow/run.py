@@ -96,6 +96,7 @@ def count_statuses(catalogue: Path) -> tuple[int, int]:
 # records the SHA-256 of what it delivers (stellarflow.provenance).
 NO_CWL_CHECKSUMS = "--no-compute-checksum"
 TOIL_RUNNER = [sys.executable, "-m", "stellarflow.toil_runner"]  # toil-cwl-runner's main
+CHECKED_IMAGES_ENV = "STELLARFLOW_CHECKED_IMAGES"  # toil_batch_system_stellarflow.fork_server's
 
 
 def runner_argv(runner: str, site: str, *, run_dir: Path, jobstore: str, staging: Path,
@@ -151,15 +152,19 @@ def run_job(
     if runner == "toil":
         sites.profile_path(site)  # an unknown site fails before anything is written
     overrides = fake_overrides(fakes or [], container)
+    checked_images: list[str] = []
     if container:
-        from .images import missing_images, missing_images_error
+        from .images import MissingImageError, check_images, missing_images
 
-        problem = missing_images_error(cwl)
-        if not problem and overrides and missing_images([fakes_image()]):
-            problem = f"missing container image {fakes_image()} (needed by --fake): run " \
-                      "`make images`"
-        if problem:
-            raise RunError(problem)
+        try:
+            checked_images = check_images([cwl])
+        except MissingImageError as exc:
+            raise RunError(str(exc)) from None
+        if overrides:
+            if missing_images([fakes_image()]):
+                raise RunError(f"missing container image {fakes_image()} (needed by --fake): "
+                               "run `make images`")
+            checked_images.append(fakes_image())
     if run_dir is None:
         run_dir = outdir / ".stellarflow" / "runs" / f"{observation_id}-{_utc_stamp()}"
     run_dir = Path(run_dir).resolve()
@@ -186,6 +191,8 @@ def run_job(
     env = dict(os.environ)
     env.update(sites.runner_path_env())
     env.update(env_extra)
+    if checked_images:  # Toil's forked workers skip cwltool's `podman inspect` of these
+        env[CHECKED_IMAGES_ENV] = " ".join(checked_images)
     (run_dir / "command.json").write_text(json.dumps(argv))
     started = provenance.utc_now()
     digesting = provenance.start_digesting_inputs(job)

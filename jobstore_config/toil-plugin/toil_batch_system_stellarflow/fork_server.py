@@ -28,6 +28,7 @@ from typing import Any
 
 NOT_FORKABLE_EXIT = 3
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+CHECKED_IMAGES_ENV = "STELLARFLOW_CHECKED_IMAGES"  # set by `stellarflow run`: refs, space-separated
 
 
 def _returncode(status: int) -> int:
@@ -52,6 +53,30 @@ def _run_worker(argv: list[str], env: dict[str, str], cwd: str) -> int:
         traceback.print_exc()
         return 1
     return 0
+
+
+def trust_checked_images() -> list[str]:
+    """Put the images ``stellarflow run`` checked into cwltool's cache of images it found.
+
+    Before every container step cwltool runs ``podman inspect IMAGE`` unless the image is in its
+    per-process cache, and a worker is a fresh fork whose cache is empty: 0.1-0.3 s of podman on
+    every step's critical path (more while the other chunk's steps start too). ``stellarflow
+    run`` checks, just before it starts Toil, that every image the workflow names is in local
+    storage, and names them in STELLARFLOW_CHECKED_IMAGES; the workers inherit them here.
+    Returns what was added (nothing when cwltool no longer has that cache: then it inspects)."""
+    refs = os.environ.get(CHECKED_IMAGES_ENV, "").split()
+    if not refs:
+        return []
+    try:
+        from cwltool import docker
+    except ImportError:
+        return []
+    cache, lock = getattr(docker, "_IMAGES", None), getattr(docker, "_IMAGES_LOCK", None)
+    if not isinstance(cache, set) or lock is None:
+        return []
+    with lock:
+        cache.update(refs)
+    return refs
 
 
 def become_subreaper() -> bool:
@@ -92,6 +117,8 @@ def serve() -> int:
         pass
     else:
         apply_wait()
+
+    trust_checked_images()
 
     if threading.active_count() != 1:
         print("stellarflow fork server: importing Toil started threads; not forking",
