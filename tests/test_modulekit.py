@@ -61,7 +61,10 @@ def test_new_module_writes_the_layout_and_its_code_passes_its_tests(
     assert meta["language"] == language and meta["stage"] == name
     assert modulekit.cwl_conventions(scratch_repo / "cwl" / "tools" / f"{name}.cwl", meta) == []
     if language == "python":
-        assert "stellarflow-contracts==1.1.0" in (mdir / "requirements.lock").read_text()
+        from stellarflow_contracts import __version__ as contracts_version
+
+        lock = (mdir / "requirements.lock").read_text()
+        assert f"stellarflow-contracts=={contracts_version}" in lock
         r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                             "-c", os.devnull, "--rootdir", str(mdir), str(mdir / "tests")],
                            capture_output=True, text=True,

@@ -7,6 +7,13 @@ the CPUs it may run on (its affinity: what Slurm's task/affinity or cgroups give
 ``stellarflow run`` confines a local run to), and the kernel shares the CPUs between the steps
 that run at once. ``STELLARFLOW_STAR_WORKERS=N`` sets the number (1: no worker processes).
 
+A star runs on one thread: the pool is the step's parallelism. numpy's OpenBLAS otherwise starts
+a thread per CPU in every process, and its threads spin while they wait for work: with two
+workers per step and two steps at once, eight BLAS threads share two cores, and a star's CPU
+time (``cpu_s``) counted their spinning (MSAP4 spent twice the CPU per star, MSAP3 a quarter
+more). ``threadpool_limits`` (threadpoolctl) sets one thread for the pool's life, in this
+process and the workers it forks.
+
 The workers are forked before the caller opens any HDF5 file (a forked child must not inherit
 an open HDF5 file), and each opens its inputs itself, read-only. A star's exception is the
 caller's business (it becomes a failed row); a worker that dies (killed, out of memory) breaks
@@ -23,6 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from .errors import InputError
 
@@ -88,9 +97,11 @@ class StarPool:
         self.open_state = open_state
         self.workers = star_workers(n_items)
         self._executor: ProcessPoolExecutor | None = None
+        self._thread_limits: threadpool_limits | None = None
 
     def __enter__(self) -> StarPool:
         global _task
+        self._thread_limits = threadpool_limits(limits=1)  # before the fork: workers inherit it
         if self.workers > 1:
             _task = (self.fn, self.open_state)
             self._executor = ProcessPoolExecutor(
@@ -106,6 +117,9 @@ class StarPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         _task = None
+        if self._thread_limits is not None:
+            self._thread_limits.restore_original_limits()
+            self._thread_limits = None
 
     def map(self, items: Iterable[Any], state: Any) -> Iterator[tuple[Any, Any]]:
         todo = iter(items)

@@ -113,3 +113,25 @@ def test_worker_count(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(pool.ENV_WORKERS, bad)
         with pytest.raises(InputError, match="STELLARFLOW_STAR_WORKERS must be a whole number"):
             pool.star_workers(10)
+
+
+def blas_threads(_state: object, _item: object) -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_star_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch, workers: str) -> None:
+    """numpy's OpenBLAS starts a thread per CPU; in the pool (its workers, or this process
+    when it has none) a star gets one, and this process gets its own count back after."""
+    from threadpoolctl import threadpool_info
+
+    before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+    assert before, "numpy has no BLAS that threadpoolctl sees"
+    monkeypatch.setenv(pool.ENV_WORKERS, workers)
+    with pool.StarPool(blas_threads, lambda: None, 4) as star_pool:
+        seen = [threads for _, threads in star_pool.map(range(4), None)]
+    assert seen == [[1] * len(before)] * 4
+    assert [lib["num_threads"] for lib in threadpool_info()
+            if lib["user_api"] == "blas"] == before
