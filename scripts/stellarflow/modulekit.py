@@ -239,8 +239,11 @@ class ModuleCheck:
         if not self.build:
             return "not rebuilt (--no-build)"
         env = dict(os.environ)
+        # --containers-dir: build-images finds the repository from its own (resolved) path,
+        # which is another checkout's when scripts/ is a link (the tests' scratch repository).
         r = subprocess.run([sys.executable, str(self.root / "scripts" / "build-images"),
-                            "--no-setup", self.name], capture_output=True, text=True, env=env)
+                            "--no-setup", "--containers-dir", str(self.root / "containers"),
+                            self.name], capture_output=True, text=True, env=env)
         if r.returncode != 0:
             last = (r.stderr.strip().splitlines() or ["?"])[-1]
             raise CheckFailed(f"{last} (expected `scripts/build-images {self.name}` to build "

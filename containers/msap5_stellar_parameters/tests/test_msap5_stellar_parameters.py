@@ -202,6 +202,14 @@ def _version() -> str:
     return m.group(1).strip("'\"")
 
 
+def _contracts_version() -> str:
+    """The contracts version this module compiles against (the C library's header)."""
+    header = (MODULE_DIR.parent / "contracts" / "c" / "sf_contracts.h").read_text()
+    m = re.search(r'#define SF_CONTRACTS_VERSION "([^"]+)"', header)
+    assert m, "sf_contracts.h has no SF_CONTRACTS_VERSION"
+    return m.group(1)
+
+
 IMAGE = f"localhost/stellarflow/{NAME}:{_version()}"
 
 
@@ -418,7 +426,7 @@ def test_fixture_chunk(msap5: Runner, tmp_path: Path) -> None:
     assert {k: root[k] for k in ("chunk_id", "stage", "module", "module_version",
                                  "contracts_version")} == {
         "chunk_id": "chunk-0000", "stage": "parameters", "module": NAME,
-        "module_version": _version(), "contracts_version": "1.1.0"}
+        "module_version": _version(), "contracts_version": _contracts_version()}
     if msap5.kind == "host":
         assert (root["image"], root["image_digest"]) == ("none (no container)", "")
     else:
