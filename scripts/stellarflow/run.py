@@ -191,7 +191,9 @@ def run_job(
     env = dict(os.environ)
     env.update(sites.runner_path_env())
     env.update(env_extra)
-    if checked_images:  # Toil's forked workers skip cwltool's `podman inspect` of these
+    if checked_images and argv[:len(TOIL_RUNNER)] == TOIL_RUNNER:
+        # Toil runs on this host (not in a pilot allocation elsewhere), where the images were
+        # checked: its forked workers skip cwltool's `podman inspect` of them.
         env[CHECKED_IMAGES_ENV] = " ".join(checked_images)
     (run_dir / "command.json").write_text(json.dumps(argv))
     started = provenance.utc_now()

@@ -9,10 +9,9 @@ that run at once. ``STELLARFLOW_STAR_WORKERS=N`` sets the number (1: no worker p
 
 A star runs on one thread: the pool is the step's parallelism. numpy's OpenBLAS otherwise starts
 a thread per CPU in every process, and its threads spin while they wait for work: with two
-workers per step and two steps at once, eight BLAS threads share two cores, and a star's CPU
-time (``cpu_s``) counted their spinning (MSAP4 spent twice the CPU per star, MSAP3 a quarter
-more). ``threadpool_limits`` (threadpoolctl) sets one thread for the pool's life, in this
-process and the workers it forks.
+workers per step and two steps at once, four times as many BLAS threads as cores, and a star's
+CPU time (``cpu_s``) counted their spinning. ``threadpool_limits`` (threadpoolctl) sets one
+thread for the pool's life, in this process and the workers it forks.
 
 The workers are forked before the caller opens any HDF5 file (a forked child must not inherit
 an open HDF5 file), and each opens its inputs itself, read-only. A star's exception is the

@@ -59,10 +59,10 @@ def trust_checked_images() -> list[str]:
     """Put the images ``stellarflow run`` checked into cwltool's cache of images it found.
 
     Before every container step cwltool runs ``podman inspect IMAGE`` unless the image is in its
-    per-process cache, and a worker is a fresh fork whose cache is empty: 0.1-0.3 s of podman on
-    every step's critical path (more while the other chunk's steps start too). ``stellarflow
-    run`` checks, just before it starts Toil, that every image the workflow names is in local
-    storage, and names them in STELLARFLOW_CHECKED_IMAGES; the workers inherit them here.
+    per-process cache, and a worker is a fresh fork whose cache is empty: a podman call on
+    every step's critical path. ``stellarflow run`` checks, just before it starts Toil on the
+    same host, that every image the workflow names is in local storage, and names them in
+    STELLARFLOW_CHECKED_IMAGES; the workers inherit them here.
     Returns what was added (nothing when cwltool no longer has that cache: then it inspects)."""
     refs = os.environ.get(CHECKED_IMAGES_ENV, "").split()
     if not refs:
