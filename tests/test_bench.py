@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,3 +115,45 @@ def test_process_kinds() -> None:
                 "python") == "bench wrapper"
     assert kind(["/b/tools/airflow/bin/python3", "/b/tools/airflow/bin/airflow", "scheduler"],
                 "airflow") == "airflow"
+
+
+def test_tree_sampler_sees_descendants_their_cpu_and_execs(tmp_path: Path) -> None:
+    """The sampler reads /proc once per process: grandchildren are in the tree, a process is
+    classified again after an exec, and what is not a descendant is left out."""
+    bench = load_bench()
+    go = tmp_path / "go"
+    nodejs = tmp_path / "nodejs"  # `sleep` under the name of the CWL expression engine
+    shutil.copy("/bin/sleep", nodejs)
+    # A child shell that burns a little CPU, then waits for `go`, then execs into "nodejs".
+    script = (f"i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; "
+              f"while [ ! -e {go} ]; do sleep 0.05; done; "
+              f"exec {nodejs} 30")
+    child = subprocess.Popen(["bash", "-c", f"bash -c '{script}' & wait"])
+    # Another process's child (here init's, once its shell has exited) is not in the tree.
+    outsider = int(subprocess.run(["bash", "-c", "sleep 30 >/dev/null 2>&1 & echo $!"],
+                                  capture_output=True, text=True, check=True).stdout)
+    sampler = bench.TreeSampler()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sampler.sample()
+            if sampler.peak_procs >= 3 and sum(c for _, c in sampler.cpu_seen.values()) > 0:
+                break
+        outsider_kids = bench.descendants(outsider, bench.proc_table())
+        go.touch()
+        for _ in range(100):
+            sampler.sample()
+            if "nodejs (CWL expressions)" in sampler.cpu_by_kind():
+                break
+            time.sleep(0.05)
+    finally:
+        child.kill()
+        os.kill(outsider, signal.SIGKILL)
+        subprocess.run(["pkill", "-f", str(tmp_path)], check=False)
+    assert sampler.peak_procs >= 2  # the shell and its child shell (grandchild of the test)
+    assert sampler.peak_rss > 0
+    assert sum(cpu for _, cpu in sampler.cpu_seen.values()) > 0
+    assert "nodejs (CWL expressions)" in sampler.cpu_by_kind()  # the exec was seen
+    assert outsider_kids == []
+    assert all(pid != outsider for pid, _ in sampler.cpu_seen)
+    assert outsider in sampler.outside
