@@ -14,7 +14,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/transit_search:1.1.0
+    dockerPull: localhost/stellarflow/transit_search:1.2.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -59,7 +59,7 @@ outputs:
     doc: "<chunk_id>.transit.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.transit.profile.json"}
 
-s:softwareVersion: 1.1.0
+s:softwareVersion: 1.2.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -4,6 +4,10 @@ is found at its published period, chunk I/O keeps going past a bad star."""
 from __future__ import annotations
 
 import math
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -239,3 +243,25 @@ def test_ffa_folds_like_brute_force() -> None:
             if m <= 8:  # exact shifts round(r s / (m - 1)); larger m: within log2(m)/6
                 ref = sum(np.roll(x[r].real, -int(round(r * s / (m - 1)))) for r in range(m))
                 assert np.abs(got[s] - ref).max() < 1e-4
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="OpenBLAS kernel names are x86's")
+def test_results_do_not_depend_on_the_cpus_blas_kernels(tmp_path: Path) -> None:
+    """The same chunk gives the same bits whichever kernels OpenBLAS picks for the CPU (forced
+    here: the machine's own, then the SSE3 ones): a data centre's CPU must not change a
+    product. The window sums once went through BLAS and moved candidates by ~2 %."""
+    data = Path(__file__).resolve().parent / "data"
+    summaries = []
+    for coretype in (None, "Prescott"):
+        out = tmp_path / (coretype or "native")
+        out.mkdir()
+        env = {**os.environ, "STELLARFLOW_STAR_WORKERS": "1"}
+        env.pop("OPENBLAS_CORETYPE", None)
+        if coretype:
+            env["OPENBLAS_CORETYPE"] = coretype
+        subprocess.run([sys.executable, "-m", "transit_search", "--outdir", str(out),
+                        "--prepared", str(data / "chunk-0000.prepared.h5"),
+                        "--parameters", str(data / "chunk-0000.parameters.h5")],
+                       env=env, check=True, capture_output=True)
+        summaries.append((out / "chunk-0000.transit.summary.json").read_text())
+    assert summaries[0] == summaries[1]

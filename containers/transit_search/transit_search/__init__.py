@@ -68,7 +68,7 @@ from stellarflow_contracts.timeseries import (
 )
 
 MODULE = "transit_search"
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 BIN_D = 10.0 / 1440.0  # 10-min bins: >= 6 samples in the shortest searched transit
 DETREND_WINDOW_D = 0.75
@@ -160,15 +160,35 @@ def local_poly_trend(values: np.ndarray, mask: np.ndarray, half: int) -> np.ndar
     not), linear near edges and gaps where a quartic would extrapolate wildly."""
     m = (~mask & np.isfinite(values)).astype(np.float64)
     y = np.where(m > 0, values, 0.0)
-    u = np.arange(-half, half + 1) / half
+    j = np.arange(-half, half + 1, dtype=np.float64)
+    u = j / half
 
-    def corr(x: np.ndarray, k: np.ndarray) -> np.ndarray:
-        return np.convolve(x, k[::-1], mode="same")
+    # The window sums must not depend on the CPU. np.convolve sums through BLAS (ddot), whose
+    # kernels and so its rounding differ by CPU. Sums of 0/1 weights times integer powers are
+    # integers: exact in any order while below 2**53. The flux sums are taken in a fixed order.
+    def exact_corr(x01: np.ndarray, k: np.ndarray) -> np.ndarray:
+        return np.convolve(x01, k[::-1], mode="same")
 
-    mom = np.stack([corr(m, u ** k) for k in range(9)], axis=-1)  # sum m u^k, k=0..8
-    rhs = np.stack([corr(m * y, u ** k) for k in range(5)], axis=-1)
-    left = corr(m, (u < 0).astype(np.float64))
-    right = corr(m, (u > 0).astype(np.float64))
+    def ordered_corr(x: np.ndarray, k: np.ndarray) -> np.ndarray:  # sum_i x[n + i - half] k[i]
+        out = np.zeros_like(x)
+        n = x.size
+        for i, ki in enumerate(k):
+            d = i - half
+            if ki == 0.0 or abs(d) >= n:
+                continue
+            if d >= 0:
+                out[:n - d] += ki * x[d:]
+            else:
+                out[-d:] += ki * x[:n + d]
+        return out
+
+    if j.size * float(half) ** 8 < 2.0 ** 53:
+        mom = np.stack([exact_corr(m, j ** k) / float(half) ** k for k in range(9)], axis=-1)
+    else:
+        mom = np.stack([ordered_corr(m, u ** k) for k in range(9)], axis=-1)  # sum m u^k
+    rhs = np.stack([ordered_corr(m * y, u ** k) for k in range(5)], axis=-1)
+    left = exact_corr(m, (j < 0).astype(np.float64))
+    right = exact_corr(m, (j > 0).astype(np.float64))
     two_sided = np.minimum(left, right) >= 0.3 * half
 
     trend = np.full(values.size, np.nan)
@@ -199,12 +219,33 @@ def local_poly_trend(values: np.ndarray, mask: np.ndarray, half: int) -> np.ndar
 
 
 def _solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve the small symmetric positive-definite systems ``a @ x = b`` (the local fits' normal
+    equations, one per window) by elimination in elementwise numpy arithmetic. Every CPU gives
+    the same bits, which LAPACK does not: OpenBLAS picks its kernels by CPU, and a last-bit
+    difference in a trend can move a bin across a clipping threshold, and a candidate with it.
+    A window whose elimination breaks down (a pivot not > 0) is solved by least squares."""
+    u = np.array(a, dtype=np.float64)
+    x = np.array(b, dtype=np.float64)
+    n = u.shape[-1]
     with np.errstate(all="ignore"):
-        try:
-            return np.linalg.solve(a, b[..., None])[..., 0]
-        except np.linalg.LinAlgError:  # a singular window somewhere: least squares each
-            return np.array([np.linalg.lstsq(ai, bi, rcond=None)[0]
-                             for ai, bi in zip(a, b, strict=True)])
+        bad = np.zeros(u.shape[0], dtype=bool)
+        for k in range(n):
+            pivot = u[:, k, k]
+            bad |= ~(pivot > 0)
+            for i in range(k + 1, n):
+                f = u[:, i, k] / pivot
+                for j in range(k, n):
+                    u[:, i, j] = u[:, i, j] - f * u[:, k, j]
+                x[:, i] = x[:, i] - f * x[:, k]
+        for k in range(n - 1, -1, -1):
+            acc = x[:, k]
+            for j in range(k + 1, n):
+                acc = acc - u[:, k, j] * x[:, j]
+            x[:, k] = acc / u[:, k, k]
+        bad |= ~np.isfinite(x).all(axis=1)
+        for i in np.flatnonzero(bad):
+            x[i] = np.linalg.lstsq(a[i], b[i], rcond=None)[0]
+    return x
 
 
 def flatten(binned: np.ndarray, mask: np.ndarray | None = None, iterations: int = 3,
