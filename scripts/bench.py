@@ -203,13 +203,20 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-def proc_table(skip: set[int] | None = None) -> dict[int, tuple[int, str, float, int, int]]:
+def proc_table(skip: set[int] | None = None,
+               alive: set[int] | None = None) -> dict[int, tuple[int, str, float, int, int]]:
     """pid -> (ppid, name, CPU s, RSS bytes, start in clock ticks) of every process but those
     in ``skip``, one read of /proc/PID/stat each: the sampler runs beside the measured run, on
-    the same cores, and psutil's per-process calls cost several times more CPU."""
+    the same cores, and psutil's per-process calls cost several times more CPU. ``alive``, when
+    given, receives every pid listed (skipped ones included)."""
     table: dict[int, tuple[int, str, float, int, int]] = {}
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or (skip and int(entry.name) in skip):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        if alive is not None:
+            alive.add(pid)
+        if skip and pid in skip:
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as fh:
@@ -219,7 +226,7 @@ def proc_table(skip: set[int] | None = None) -> dict[int, tuple[int, str, float,
         head, _, tail = raw.rpartition(b")")
         fields = tail.split()
         # fields[0] is the state (stat field 3): ppid 4, utime 14, stime 15, starttime 22, rss 24
-        table[int(entry.name)] = (
+        table[pid] = (
             int(fields[1]), head.partition(b"(")[2].decode(errors="replace"),
             (int(fields[11]) + int(fields[12])) / CLOCK_TICKS,
             int(fields[21]) * PAGE_SIZE, int(fields[19]))
@@ -290,12 +297,12 @@ class TreeSampler:
         rss = 0
         leader = 0
         procs = 0
-        table = proc_table(self.outside)
+        alive: set[int] = set()
+        table = proc_table(self.outside, alive)
         tree = descendants(os.getpid(), table)
         # A process outside the tree stays outside (only a descendant is ever reparented to
         # the bench's subreaper): its stat is not read again while it lives.
-        self.outside = {pid for pid in self.outside if os.path.exists(f"/proc/{pid}")}
-        self.outside.update(set(table) - set(tree))
+        self.outside = (self.outside & alive) | (set(table) - set(tree))
         for pid in tree:
             _, comm, cpu, rss_bytes, start = table[pid]
             key = (pid, start)
