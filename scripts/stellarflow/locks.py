@@ -39,8 +39,12 @@ def _name(requirement: str) -> str:
     return norm(re.split(r"[<>=!~ \[;]", requirement)[0])
 
 
-def resolve(mdir: Path) -> str:
-    """The text of the module's lock, freshly resolved (RunError if pip cannot)."""
+def resolve(mdir: Path, *, within_own_lock: bool = False) -> str:
+    """The text of the module's lock, freshly resolved (RunError if pip cannot).
+
+    within_own_lock: also constrained by the module's present lock, so that the result equals it
+    while it still resolves the module's dependencies. A check asks that, not whether a package
+    the module leaves unpinned has had a release since (a free resolve moves with the index)."""
     meta = read_module(mdir)
     local = local_packages()
     deps = _project(mdir)["dependencies"]
@@ -54,6 +58,8 @@ def resolve(mdir: Path) -> str:
                "--quiet", "--report", str(report), "--only-binary=:all:", *third]
         if meta.get("project_lock", True):
             cmd += ["-c", str(repo_root() / "requirements.lock")]
+        if within_own_lock and (mdir / "requirements.lock").exists():
+            cmd += ["-c", str(mdir / "requirements.lock")]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             errs = [ln for ln in r.stderr.splitlines() if ln.startswith("ERROR")] or [r.stderr]
