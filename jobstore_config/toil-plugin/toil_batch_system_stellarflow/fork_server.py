@@ -117,6 +117,12 @@ def serve() -> int:
         pass
     else:
         apply_wait()
+    try:  # workers run the sub-workflows' jobs: each ends by deleting its intermediate files
+        from toil_batch_system_cwl_intermediates.fix import apply as apply_gc
+    except ImportError:
+        pass
+    else:
+        apply_gc()
 
     trust_checked_images()
 
