@@ -13,11 +13,15 @@ Model (docs/performance.md, "PLATO sizing"):
   + jobs x the scheduler's per-job cost (jobs = chunks x steps per chunk; Slurm here: 1.6 s)
   + nodes x the per-node start (image import, worker start; ``--node-start-s``, ASSUMED);
 - cores = core-seconds / deadline, rounded up to whole nodes;
-- job-store peak: Toil keeps every chunk file of a run until the run ends (CWL gives it no way
-  to drop an intermediate), so a run's job store peaks at its stars x the job-store bytes per
-  star (measured per light-curve sample in bench-scale, scaled to L days); the observation is cut
-  into runs of ``--run-stars`` (the trigger service's --max-stars), of which as many run at once
-  as the cores keep busy; outputs moved out at each run's end are counted apart.
+- job-store peak: a run keeps its outputs in the job store until it ends (then they are moved
+  out), and a chunk's intermediate files until the chunk ends (toil_batch_system_cwl_intermediates
+  deletes them then; ``--keep-intermediates``: until the run ends, as Toil alone does). Per star,
+  outputs and intermediates are measured per light-curve sample in the longest measured run
+  (whose chunks all ran at once, so its peak less its outputs is all of its intermediates) and
+  scaled to L days: a run of R stars peaks at R x outputs + the stars of the chunks in flight
+  (one per core the run has) x intermediates. The observation is cut into runs of
+  ``--run-stars`` (the trigger service's --max-stars), of which as many run at once as the cores
+  keep busy.
 
 Every input figure says where it came from (measured file, or ASSUMED); the report is Markdown
 (stdout, and build/bench/sizing.md) plus build/bench/sizing.json.
@@ -131,35 +135,45 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
         nodes += 1
     cores = nodes * args.cores_per_node
     # Job store: measured bytes per star per sample, scaled to the baseline.
-    js = [r for r in runs if r["jobstore_peak_per_star_mb"]]
+    js = [r for r in runs if r["jobstore_peak_per_star_mb"] and r["outputs_per_star_mb"]]
     if args.jobstore_per_star_mb is not None:
-        js_star, src["jobstore_per_star"] = args.jobstore_per_star_mb, "given"
+        out_star, inter_star = 0.0, args.jobstore_per_star_mb
+        src["jobstore_per_star"] = "given (--jobstore-per-star-mb: all of it intermediate)"
     elif js:
         ref = max(js, key=lambda r: r["days"])
-        js_star = ref["jobstore_peak_per_star_mb"] * (samples(args.days, args.cadence_s)
-                                                      / samples(ref["days"], ref["cadence_s"]))
+        scale = samples(args.days, args.cadence_s) / samples(ref["days"], ref["cadence_s"])
+        out_star = ref["outputs_per_star_mb"] * scale
+        inter_star = max(ref["jobstore_peak_per_star_mb"] - ref["outputs_per_star_mb"], 0.0) * scale
         src["jobstore_per_star"] = (f"measured at {ref['days']:g} d ({ref['source']}), "
                                     "scaled by samples")
     else:
-        js_star, src["jobstore_per_star"] = float("nan"), "not measured (make bench-scale)"
+        out_star = inter_star = float("nan")
+        src["jobstore_per_star"] = "not measured (make bench-scale)"
     # Runs at once to keep every core busy: a run keeps at most one core per chunk.
     chunks_per_run = math.ceil(args.run_stars / args.chunk_size)
     concurrent_runs = min(math.ceil(cores / chunks_per_run),
                           math.ceil(args.stars / args.run_stars))
-    jobstore_peak_gb = concurrent_runs * args.run_stars * js_star / 1024
+    if args.keep_intermediates:
+        stars_in_flight = args.run_stars
+    else:
+        stars_in_flight = min(args.run_stars,
+                              math.ceil(cores / concurrent_runs) * args.chunk_size)
+    run_peak_mb = args.run_stars * out_star + stars_in_flight * inter_star
+    jobstore_peak_gb = concurrent_runs * run_peak_mb / 1024
     return {
         "inputs": {"stars": args.stars, "days": args.days, "cadence_s": args.cadence_s,
                    "hours": args.hours, "chunk_size": args.chunk_size,
                    "steps_per_chunk": args.steps_per_chunk, "per_job_s": args.per_job_s,
                    "node_start_s": args.node_start_s, "cores_per_node": args.cores_per_node,
-                   "run_stars": args.run_stars},
+                   "run_stars": args.run_stars, "keep_intermediates": args.keep_intermediates},
         "sources": src,
         "cpu_per_star_s": cpu, "per_module": per_module, "efficiency": eff,
         "science_core_h": science_core_s / 3600, "run_core_h": run_core_s / 3600,
         "jobs": jobs, "job_core_h": job_core_s / 3600,
         "node_start_core_h": nodes * args.node_start_s * args.cores_per_node / 3600,
         "cores_exact": base_cores, "nodes": nodes, "cores": cores,
-        "jobstore_per_star_mb": js_star, "concurrent_runs": concurrent_runs,
+        "outputs_per_star_mb": out_star, "intermediates_per_star_mb": inter_star,
+        "stars_in_flight_per_run": stars_in_flight, "concurrent_runs": concurrent_runs,
         "jobstore_peak_gb": jobstore_peak_gb,
         "runs_measured": [{k: r[k] for k in ("source", "days", "stars", "efficiency",
                                              "science_cpu_per_star_s")} for r in runs],
@@ -186,10 +200,12 @@ def markdown(s: dict[str, Any]) -> str:
         "(ASSUMED: image import + worker start) |",
         f"| **cores** | **{s['cores']:,}** ({s['nodes']} nodes x {i['cores_per_node']}; "
         f"{s['cores_exact']:.1f} exact) | core-h / {i['hours']:g} h |",
-        f"| job store per star | {s['jobstore_per_star_mb']:.1f} MB | "
-        f"{s['sources']['jobstore_per_star']} |",
+        f"| job store per star | outputs {s['outputs_per_star_mb']:.1f} MB, intermediates "
+        f"{s['intermediates_per_star_mb']:.1f} MB | {s['sources']['jobstore_per_star']} |",
         f"| **job-store disk (peak)** | **{s['jobstore_peak_gb']:,.0f} GB** | "
-        f"{s['concurrent_runs']} runs of {i['run_stars']:,} stars at once |",
+        f"{s['concurrent_runs']} run(s) of {i['run_stars']:,} stars at once: their outputs, "
+        f"and the intermediates of {s['stars_in_flight_per_run']:,} stars in flight per run"
+        + (" (--keep-intermediates: all)" if i["keep_intermediates"] else "") + " |",
     ]
     if s["per_module"]:
         mods = ", ".join(f"{m} {v['cpu_s']:.2f} s (^{v['exponent']:.2f})"
@@ -219,6 +235,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--efficiency", type=float, default=None,
                    help="default: the largest measured bench-scale run's")
     p.add_argument("--jobstore-per-star-mb", type=float, default=None)
+    p.add_argument("--keep-intermediates", action="store_true",
+                   help="intermediates stay until the run ends (Toil without "
+                        "toil_batch_system_cwl_intermediates)")
     p.add_argument("--bench", type=Path, action="append", default=None,
                    help="bench JSON files (default: build/bench/scale.json, "
                         "build/bench/latest.json)")

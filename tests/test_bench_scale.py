@@ -115,7 +115,19 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
     # largest run (0.8): 100 000 x 16 / 0.8 core-s in one hour.
     assert s["cpu_per_star_s"] == pytest.approx(16.0)
     assert s["cores"] == int(-(-100_000 * 16 / 0.8 // 3600))
-    assert s["jobstore_per_star_mb"] == pytest.approx(4.0)  # 2 MB per star at 20 d, x2
+    # Job store at 20 d: 2 MB per star at the peak, 1 MB of it outputs; x2 at 40 d. A run keeps
+    # its outputs, and the intermediates of the chunks in flight (one per core it has).
+    assert s["outputs_per_star_mb"] == pytest.approx(2.0)
+    assert s["intermediates_per_star_mb"] == pytest.approx(2.0)
+    runs, in_flight = s["concurrent_runs"], s["stars_in_flight_per_run"]
+    assert in_flight == min(10_000, -(-s["cores"] // runs) * 50) < 10_000
+    assert s["jobstore_peak_gb"] == pytest.approx(runs * (10_000 * 2.0 + in_flight * 2.0) / 1024)
+    assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
+                    "--per-job-s", "0", "--node-start-s", "0", "--cores-per-node", "1",
+                    "--keep-intermediates", "--out", str(out)]) == 0
+    kept = json.loads(out.read_text())
+    assert kept["stars_in_flight_per_run"] == 10_000
+    assert kept["jobstore_peak_gb"] == pytest.approx(runs * 10_000 * 4.0 / 1024)
     assert "EXTRAPOLATED" in s["sources"]["cpu_per_star"]
     assert sz.main(["--bench", str(tmp_path / "none.json"), "--out", str(out)]) == 1
 

@@ -450,73 +450,16 @@ def test_forked_workers_trust_the_images_stellarflow_run_checked(tmp_path: Path)
     assert run.CHECKED_IMAGES_ENV == "STELLARFLOW_CHECKED_IMAGES"
 
 
-# A scatter of a sub-workflow: `make` writes an intermediate file that `use` reads, and a note
-# the sub-workflow returns (Toil's wrapper of that output holds all of `make`'s outputs); the
-# sub-workflow returns `use`'s result and hands on a file it was given.
-GC_INNER = textwrap.dedent("""
-    cwlVersion: v1.2
-    class: Workflow
-    inputs:
-      n: int
-      given: File
-    outputs:
-      result: {type: File, outputSource: use/result}
-      handed_on: {type: File, outputSource: hand_on/out}
-      note: {type: File, outputSource: make/note}
-    steps:
-      make:
-        run:
-          class: CommandLineTool
-          baseCommand: [sh, -c, 'head -c 200000 /dev/zero > intermediate.bin; echo made > note.txt']
-          inputs: {n: int}
-          outputs:
-            big: {type: File, outputBinding: {glob: intermediate.bin}}
-            note: {type: File, outputBinding: {glob: note.txt}}
-        in: {n: n}
-        out: [big, note]
-      use:
-        run:
-          class: CommandLineTool
-          baseCommand: [sh, -c, 'wc -c < "$0" > result.txt']
-          inputs: {big: {type: File, inputBinding: {position: 1}}}
-          outputs: {result: {type: File, outputBinding: {glob: result.txt}}}
-        in: {big: make/big}
-        out: [result]
-      hand_on:
-        run:
-          class: ExpressionTool
-          requirements: {InlineJavascriptRequirement: {}}
-          inputs: {f: File}
-          outputs: {out: File}
-          expression: '$({"out": inputs.f})'
-        in: {f: given}
-        out: [out]
-""")
-GC_OUTER = textwrap.dedent("""
-    cwlVersion: v1.2
-    class: Workflow
-    requirements: {ScatterFeatureRequirement: {}, SubworkflowFeatureRequirement: {}}
-    inputs:
-      ns: {type: {type: array, items: int}}
-      given: File
-    outputs:
-      results: {type: {type: array, items: File}, outputSource: sub/result}
-      handed_on: {type: {type: array, items: File}, outputSource: sub/handed_on}
-      notes: {type: {type: array, items: File}, outputSource: sub/note}
-    steps:
-      sub:
-        run: inner.cwl
-        scatter: n
-        in: {n: ns, given: given}
-        out: [result, handed_on, note]
-""")
+GC_WORKFLOWS = Path(__file__).parent / "data" / "cwl_intermediates"
 
 
 def test_cwl_intermediates_fix(tmp_path: Path) -> None:
     """Toil's CWL runner still never deletes a file: the fix is needed. When the first assertion
     fails, Toil deletes files itself: delete toil_batch_system_cwl_intermediates. Then a real
     run: each sub-workflow's intermediate file leaves the job store once the sub-workflow has
-    ended; its results and the file it handed on stay; with the fix off all three stay."""
+    ended; its results and the file it handed on stay; with the fix off all three stay. Also
+    with workers started the ordinary way, which do not load Toil's plugins (as on a
+    scheduler): they import the fix with the workflow jobs it made."""
     code = ("import toil.cwl.cwltoil as c; "
             "from toil_batch_system_cwl_intermediates import fix; "
             "print(fix.toil_keeps_intermediates(c), fix.apply())")
@@ -525,22 +468,19 @@ def test_cwl_intermediates_fix(tmp_path: Path) -> None:
                          check=True)
     assert out.stdout.split() == ["True", "False"]  # off: Toil left alone, and it keeps them
 
-    (tmp_path / "inner.cwl").write_text(GC_INNER)
-    (tmp_path / "outer.cwl").write_text(GC_OUTER)
-    (tmp_path / "given.txt").write_text("handed on\n")
-    (tmp_path / "job.yml").write_text("ns: [1, 2, 3]\ngiven: {class: File, path: given.txt}\n")
-    for mode, kept in (("on", 0), ("off", 3 * 200_000)):
-        store, outdir = tmp_path / f"js-{mode}", tmp_path / f"out-{mode}"
+    for mode, fork, kept in (("on", "1", 0), ("on", "0", 0), ("off", "1", 3 * 200_000)):
+        store, outdir = tmp_path / f"js-{mode}-{fork}", tmp_path / f"out-{mode}-{fork}"
         run = subprocess.run(
             [str(VENV_BIN / "toil-cwl-runner"), "--batchSystem", "stellarflow_single_machine",
              "--maxCores", "2", "--clean", "never", "--jobStore", str(store),
-             "--outdir", str(outdir), "outer.cwl", "job.yml"],
+             "--outdir", str(outdir), str(GC_WORKFLOWS / "outer.cwl"),
+             str(GC_WORKFLOWS / "job.yml")],
             cwd=tmp_path, capture_output=True, text=True, timeout=300,
-            env=plugin_env(STELLARFLOW_JOBSTORE_GC=mode))
+            env=plugin_env(STELLARFLOW_JOBSTORE_GC=mode, **{sm.FORK_ENV: fork}))
         assert run.returncode == 0, run.stderr[-3000:]
         outputs = json.loads(run.stdout)
         assert [Path(f["path"]).read_text() for f in outputs["results"]] == ["200000\n"] * 3
         assert [Path(f["path"]).read_text() for f in outputs["handed_on"]] == ["handed on\n"] * 3
         assert [Path(f["path"]).read_text() for f in outputs["notes"]] == ["made\n"] * 3
         # Toil leaves an empty tombstone where it deleted a file with a hinted name
-        assert sum(p.stat().st_size for p in store.rglob("intermediate.bin")) == kept, mode
+        assert sum(p.stat().st_size for p in store.rglob("intermediate.bin")) == kept, (mode, fork)

@@ -1,18 +1,22 @@
 """Delete a CWL sub-workflow's intermediate files from the job store once the sub-workflow ends.
 
 Toil 9.6's CWL runner keeps every file a step writes until the run ends (``cwltoil.py``: "we
-assume CWL can't call deleteGlobalFile"; upstream DataBiosphere/toil#4872 asks for files to be
-deleted once nothing can use them, and Toil does so for WDL only). A scatter over chunks of
-stars therefore piles up every chunk's intermediate files (light curves, prepared light curves,
-spectra) until the last chunk ends, and the job store peaks at the sum of all of them.
+assume CWL can't call deleteGlobalFile"; upstream DataBiosphere/toil#4872 is about deleting
+files nothing can use any more, and its first part, PR #5228, is for WDL only). A scatter over
+chunks of stars therefore piles up every chunk's intermediate files (light curves, prepared
+light curves, spectra) until the last chunk ends, and the job store peaks at the sum of all of
+them.
 
 Here each sub-workflow (a workflow run as a step of another: a chunk of the SAS) gets one more
 follow-on job, which runs once all of its steps have ended. It deletes the files its steps
 produced, except those it returns (its outputs, which its parent still uses) and those it was
 given (a step may hand an input on). Nothing else can hold such a file: CWL gives a step only
 what its workflow's own steps and inputs provide. The top-level workflow is left alone: its
-files end with the run. ``toil_keeps_intermediates`` checks Toil's own CWL code first: once it
-deletes any file itself, nothing is changed.
+files end with the run. Toil loads plugins in the leader only; the job classes that make workflow
+jobs are replaced by subclasses defined here (CARRIERS), so every worker that loads one imports
+this module and applies the same change, whatever the batch system.
+``toil_keeps_intermediates`` checks Toil's own CWL code first: once it deletes any file itself,
+nothing is changed.
 """
 
 from __future__ import annotations
@@ -123,27 +127,28 @@ class DeleteIntermediates(Job):
                     self.description.unitName)
 
 
-def _collecting_init(original: Any) -> Any:
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        parent = kwargs.get("parent_name", args[3] if len(args) > 3 else None)
-        self._stellarflow_sub_workflow = parent is not None
-
-    __init__.__wrapped__ = original  # type: ignore[attr-defined]
-    return __init__
+# The cwltoil job classes that make workflow jobs (directly, or through a job they make). Each
+# is replaced by a subclass of the same name defined here, so that a pickled job names this
+# module and every worker that loads one imports it, and so applies this fix, on any batch
+# system: Toil loads plugins in the leader only.
+CARRIERS = ("CWLWorkflow", "CWLScatter", "CWLLoop", "CWLStartJob", "CWLImportWrapper")
 
 
-def _collecting_run(original: Any) -> Any:
-    from toil.cwl import cwltoil
+def _workflow_class(base: type, cwltoil: types.ModuleType) -> type:
     from toil.job import TemporaryID
 
     producers = (cwltoil.CWLJob, cwltoil.CWLJobWrapper, cwltoil.CWLGather,
                  cwltoil.ResolveIndirect, cwltoil.CWLLoop)
 
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base.__init__(self, *args, **kwargs)
+        parent = kwargs.get("parent_name", args[3] if len(args) > 3 else None)
+        self._stellarflow_sub_workflow = parent is not None  # the top level has no parent
+
     def run(self: Any, file_store: Any) -> Any:
-        outputs = original(self, file_store)
-        if not getattr(self, "_stellarflow_sub_workflow", False):
-            return outputs  # the top level (or made where this fix was not applied)
+        outputs = base.run(self, file_store)
+        if not self._stellarflow_sub_workflow:
+            return outputs
         steps = [job for job in self._registry.values()
                  if job is not self and isinstance(job, producers)
                  and isinstance(job.jobStoreID, TemporaryID)]
@@ -151,25 +156,39 @@ def _collecting_run(original: Any) -> Any:
             return outputs
         # A follow-on runs once this job's children, and everything below them, have ended.
         self.addFollowOn(DeleteIntermediates([job.rv() for job in steps], outputs,
-                                    toil_file_locations(resolved(self.cwljob)), self.task_path))
+                                             toil_file_locations(resolved(self.cwljob)),
+                                             self.task_path))
         return outputs
 
-    run._stellarflow_fix = True  # type: ignore[attr-defined]
-    run.__wrapped__ = original  # type: ignore[attr-defined]
-    return run
+    return type("CWLWorkflow", (base,), {"__init__": __init__, "run": run,
+                                         "__module__": __name__, "__qualname__": "CWLWorkflow"})
 
 
-def apply() -> bool:
+def apply(import_toil: bool = False) -> bool:
     """Make CWL sub-workflows delete their intermediate files while Toil keeps them; True if
-    patched."""
+    applied (now or before)."""
     if os.environ.get(OFF_ENV, "").lower() == "off":
         return False
+    if import_toil:
+        import toil.cwl.cwltoil  # noqa: F401
     cwltoil = sys.modules.get("toil.cwl.cwltoil")
     if cwltoil is None:  # not a CWL run (toil stats, toil clean): nothing to patch
         return False
-    workflow = cwltoil.CWLWorkflow
-    if getattr(workflow.run, "_stellarflow_fix", False) or not toil_keeps_intermediates(cwltoil):
+    if getattr(cwltoil.CWLWorkflow, "__module__", None) == __name__:
+        return True
+    if not toil_keeps_intermediates(cwltoil):
         return False
-    workflow.__init__ = _collecting_init(workflow.__init__)  # type: ignore[method-assign]
-    workflow.run = _collecting_run(workflow.run)  # type: ignore[method-assign]
+    for name in CARRIERS:
+        base = getattr(cwltoil, name)
+        carrier = (_workflow_class(base, cwltoil) if name == "CWLWorkflow" else
+                   type(name, (base,), {"__module__": __name__, "__qualname__": name}))
+        globals()[name] = carrier
+        setattr(cwltoil, name, carrier)  # makeJob and the others look these names up there
     return True
+
+
+def __getattr__(name: str) -> Any:
+    """A worker unpickling one of the CARRIERS imports this module first: apply, then hand it."""
+    if name in CARRIERS and apply(import_toil=True) and name in globals():
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
