@@ -16,9 +16,9 @@ Model (docs/performance.md, "PLATO sizing"):
 - job-store peak: a run keeps its outputs in the job store until it ends (then they are moved
   out), and a chunk's intermediate files until the chunk ends (toil_batch_system_cwl_intermediates
   deletes them then; ``--keep-intermediates``: until the run ends, as Toil alone does). Per star,
-  outputs and intermediates are measured per light-curve sample in the longest measured run
-  (whose chunks all ran at once, so its peak less its outputs is all of its intermediates) and
-  scaled to L days: a run of R stars peaks at R x outputs + the stars of the chunks in flight
+  outputs and intermediates are measured per light-curve sample at the longest baseline measured
+  (the run whose peak held the most besides its outputs: all of its chunks at once, none ended)
+  and scaled to L days: a run of R stars peaks at R x outputs + the stars of the chunks in flight
   (one per core the run has) x intermediates. The observation is cut into runs of
   ``--run-stars`` (the trigger service's --max-stars), of which as many run at once as the cores
   keep busy.
@@ -140,7 +140,11 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
         out_star, inter_star = 0.0, args.jobstore_per_star_mb
         src["jobstore_per_star"] = "given (--jobstore-per-star-mb: all of it intermediate)"
     elif js:
-        ref = max(js, key=lambda r: r["days"])
+        # The longest baseline; of its runs, the one whose peak held the most besides its
+        # outputs: with every chunk in flight and none ended yet, all of its intermediates.
+        longest = max(r["days"] for r in js)
+        ref = max((r for r in js if r["days"] == longest),
+                  key=lambda r: r["jobstore_peak_per_star_mb"] - r["outputs_per_star_mb"])
         scale = samples(args.days, args.cadence_s) / samples(ref["days"], ref["cadence_s"])
         out_star = ref["outputs_per_star_mb"] * scale
         inter_star = max(ref["jobstore_peak_per_star_mb"] - ref["outputs_per_star_mb"], 0.0) * scale
