@@ -302,19 +302,23 @@ def test_another_toil_gets_its_own_single_machine(monkeypatch) -> None:
         SingleMachineBatchSystem.issueBatchJob
 
 
+def printed_with_fix_off(code: str, off_env: str) -> list[str]:
+    """What ``code`` prints in a fresh interpreter with one fix turned off (``off_env=off``)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, off_env: "off"}, check=True)
+    return out.stdout.split()
+
+
 def test_ruamel_deepcopy_fix() -> None:
     """ruamel.yaml still copies a sequence's attributes once per element (quadratic): the fix
     is needed. When this fails, ruamel.yaml is fixed: delete toil_batch_system_ruamel_deepcopy."""
-    import os
     import subprocess
     import sys
 
     code = ("from toil_batch_system_ruamel_deepcopy import fix; "
             "print(fix.has_bug(), fix.apply(), fix.has_bug())")
-    env = {**os.environ, "STELLARFLOW_RUAMEL_DEEPCOPY": "off"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.split() == ["True", "False", "True"]  # off: ruamel left alone
+    # off: ruamel left alone
+    assert printed_with_fix_off(code, "STELLARFLOW_RUAMEL_DEEPCOPY") == ["True", "False", "True"]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.split() == ["False", "False", "False"]  # applied at import already
@@ -335,10 +339,8 @@ def test_filejobstore_link_fix(tmp_path: Path) -> None:
     code = ("from toil.jobStores.fileJobStore import FileJobStore as F; "
             "from toil_batch_system_filejobstore_link import fix; "
             "print(fix.still_copies(F.write_file), fix.apply())")
-    env = {**os.environ, "STELLARFLOW_JOBSTORE_LINK": "off"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.split() == ["True", "False"]  # off: Toil left alone, and it copies
+    # off: Toil left alone, and it copies
+    assert printed_with_fix_off(code, "STELLARFLOW_JOBSTORE_LINK") == ["True", "False"]
     import toil_batch_system_filejobstore_link  # noqa: F401
     from toil.common import Config
     from toil.jobStores.fileJobStore import FileJobStore
@@ -371,10 +373,8 @@ def test_cwltool_container_wait_fix(tmp_path: Path) -> None:
     code = ("from cwltool.job import ContainerCommandLineJob as C; "
             "from toil_batch_system_cwltool_container_wait import fix; "
             "print(fix.still_sleeps(C.docker_monitor), fix.apply())")
-    env = {**os.environ, "STELLARFLOW_CONTAINER_WAIT": "off"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.split() == ["True", "False"]  # off: cwltool left alone, and it sleeps
+    # off: cwltool left alone, and it sleeps
+    assert printed_with_fix_off(code, "STELLARFLOW_CONTAINER_WAIT") == ["True", "False"]
     import toil_batch_system_cwltool_container_wait  # noqa: F401
     from cwltool.job import ContainerCommandLineJob
 
@@ -463,10 +463,8 @@ def test_cwl_intermediates_fix(tmp_path: Path) -> None:
     code = ("import toil.cwl.cwltoil as c; "
             "from toil_batch_system_cwl_intermediates import fix; "
             "print(fix.toil_keeps_intermediates(c), fix.apply())")
-    env = {**os.environ, "STELLARFLOW_JOBSTORE_GC": "off"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         check=True)
-    assert out.stdout.split() == ["True", "False"]  # off: Toil left alone, and it keeps them
+    # off: Toil left alone, and it keeps them
+    assert printed_with_fix_off(code, "STELLARFLOW_JOBSTORE_GC") == ["True", "False"]
 
     for mode, fork, kept in (("on", "1", 0), ("on", "0", 0), ("off", "1", 3 * 200_000)):
         store, outdir = tmp_path / f"js-{mode}-{fork}", tmp_path / f"out-{mode}-{fork}"
