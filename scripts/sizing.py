@@ -137,8 +137,9 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
     # Job store: measured bytes per star per sample, scaled to the baseline.
     js = [r for r in runs if r["jobstore_peak_per_star_mb"] and r["outputs_per_star_mb"]]
     if args.jobstore_per_star_mb is not None:
-        out_star, inter_star = 0.0, args.jobstore_per_star_mb
-        src["jobstore_per_star"] = "given (--jobstore-per-star-mb: all of it intermediate)"
+        # A given per-star figure is held for every star of a run, as before the split.
+        out_star, inter_star = args.jobstore_per_star_mb, 0.0
+        src["jobstore_per_star"] = "given (--jobstore-per-star-mb: held for every star of a run)"
     elif js:
         # The longest baseline; of its runs, the one whose peak held the most besides its
         # outputs: with every chunk in flight and none ended yet, all of its intermediates.
@@ -238,7 +239,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="science CPU per star at --days, s (default: from the measured runs)")
     p.add_argument("--efficiency", type=float, default=None,
                    help="default: the largest measured bench-scale run's")
-    p.add_argument("--jobstore-per-star-mb", type=float, default=None)
+    p.add_argument("--jobstore-per-star-mb", type=float, default=None,
+                   help="job store per star, MB, held for every star of a run (default: "
+                        "measured outputs and intermediates)")
     p.add_argument("--keep-intermediates", action="store_true",
                    help="intermediates stay until the run ends (Toil without "
                         "toil_batch_system_cwl_intermediates)")

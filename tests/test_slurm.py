@@ -81,7 +81,6 @@ def test_scatter_runs_as_slurm_jobs(slurm_cluster, tmp_path):
     assert sum(s["step"].endswith(".echo_one") for s in steps) == 4
 
 
-
 def test_sub_workflow_intermediates_leave_the_job_store(slurm_cluster, tmp_path):
     """Toil's workers on Slurm (and its local jobs on the leader's host) do not load plugins:
     they apply toil_batch_system_cwl_intermediates because the workflow jobs it made name it.
@@ -93,6 +92,7 @@ def test_sub_workflow_intermediates_leave_the_job_store(slurm_cluster, tmp_path)
     assert sorted(p.read_text() for p in run.outdir.glob("result.txt*")) == ["200000\n"] * 3
     stored = list((run.run_dir / "jobstore").rglob("intermediate.bin"))
     assert stored and sum(p.stat().st_size for p in stored) == 0  # tombstones only
+
 
 def test_sacct_counts_the_container_of_a_step(slurm_cluster, tmp_path):
     """A step in its image burning 3 s of CPU with ~300 MB resident: sacct has both. podman
