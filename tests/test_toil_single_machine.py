@@ -421,6 +421,41 @@ def test_toil_runner_is_toil_cwl_runner_with_its_exit_code(tmp_path: Path) -> No
     assert bad.returncode != 0
 
 
+def test_toil_runner_skips_the_js_lint_that_ci_does(tmp_path: Path) -> None:
+    """Toil lints a CWL document's JavaScript at every load; stellarflow.toil_runner leaves it
+    to CI (test_cwltool_validate fails on any warning) unless STELLARFLOW_JS_LINT=1. The
+    expression still runs."""
+    tool = tmp_path / "twice.cwl"
+    tool.write_text(textwrap.dedent("""\
+        cwlVersion: v1.2
+        class: ExpressionTool
+        requirements:
+          InlineJavascriptRequirement: {}
+        inputs:
+          n: int
+        expression: |
+          ${ let twice = inputs.n * 2; return {"twice": twice}; }
+        outputs:
+          twice: int
+        """))  # `let` is ES6: a JSHint warning (W104), which node runs
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"n": 21}))
+    logs = {}
+    for lint in ("", "1"):
+        log = tmp_path / f"toil{lint}.log"
+        out = subprocess.run(
+            [sys.executable, "-m", "stellarflow.toil_runner", "--jobStore",
+             str(tmp_path / f"js{lint}"), "--outdir", str(tmp_path / f"out{lint}"),
+             "--no-container", "--logFile", str(log), "--batchSystem", "single_machine",
+             str(tool), str(job)], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+            env={**runner_env(), "STELLARFLOW_JS_LINT": lint})
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert json.loads(out.stdout)["twice"] == 42
+        logs[lint] = log.read_text() + out.stderr
+    assert "JSHINT" not in logs[""]
+    assert "JSHINT" in logs["1"]  # Toil still lints by itself: the skip is what removes it
+
+
 def test_forked_workers_trust_the_images_stellarflow_run_checked(tmp_path: Path) -> None:
     """cwltool skips `podman inspect` for an image in its cache (a private set that this relies
     on: when the first assertion fails, cwltool changed and the workers inspect again), and the
