@@ -500,6 +500,24 @@ def toil_stats(jobstore: str, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def step_span(run_dir: Path, began: _dt.datetime, ended: _dt.datetime) -> dict[str, float]:
+    """How long the run took to start its first step and to end after its last one, from the
+    step profiles (each step's start and end in its container): the run's fixed start and end,
+    when at most one core works for it."""
+    path = Path(run_dir) / "profile.jsonl"
+    starts, ends = [], []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec.get("start_utc") and rec.get("end_utc"):
+                starts.append(_dt.datetime.fromisoformat(rec["start_utc"].replace("Z", "+00:00")))
+                ends.append(_dt.datetime.fromisoformat(rec["end_utc"].replace("Z", "+00:00")))
+    if not starts:
+        return {}
+    return {"before_first_step_s": (min(starts) - began).total_seconds(),
+            "after_last_step_s": (ended - max(ends)).total_seconds()}
+
+
 # ---------------------------------------------------------------------------------------------
 # One measured run
 
@@ -517,6 +535,7 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
     cpu0 = children_cpu()
     written0 = children_written()
     t0 = time.perf_counter()
+    began = _dt.datetime.now(_dt.UTC)
     jobstores = str(outdir / ".stellarflow" / "runs" / "*" / "jobstore")
     with TreeSampler(interval=interval, jobstores=jobstores if runner == "toil" else None,
                      jobstore_interval=jobstore_interval) as sampler:
@@ -524,6 +543,7 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
                                       container=container, runner=runner, extra_args=extra,
                                       **(run_kwargs or {}))
     wall = time.perf_counter() - t0
+    ended = _dt.datetime.now(_dt.UTC)
     tree_cpu = children_cpu() - cpu0
     written = children_written() - written0
     sci = science_figures(Path(result.outdir))
@@ -542,6 +562,7 @@ def measure(name: str, manifest: Path, outroot: Path, *, runner: str, chunk_size
         "wall_s": wall,
         **run_figures(stars, wall, capacity, tree_cpu, written, sci, sampler),
         **output_figures(Path(result.outdir), stars),
+        **step_span(Path(result.run_dir), began, ended),
         "run_dir": result.run_dir,
     }
     if runner == "toil":
@@ -786,7 +807,9 @@ def fmt_run(r: dict[str, Any]) -> list[str]:
         f"  runner            {r['runner']} {' '.join(r['runner_args'])}".rstrip(),
         f"  stars             {r['stars']} ({r['stars_ok']} ok, {r['stars_failed']} failed) in "
         f"{r['chunks']} chunks of {r['chunk_size']}",
-        f"  wall              {r['wall_s']:.1f} s ({r['wall_per_star_s']:.2f} s/star)",
+        f"  wall              {r['wall_s']:.1f} s ({r['wall_per_star_s']:.2f} s/star)"
+        + (f"; {r['before_first_step_s']:.1f} s before the first step, "
+           f"{r['after_last_step_s']:.1f} s after the last" if "before_first_step_s" in r else ""),
         f"  science CPU       {r['science_cpu_s']:.1f} s "
         f"({r['science_cpu_per_star_s']:.2f} s/star)",
         f"  efficiency        {r['efficiency']:.3f}  = science CPU / ({r['cores']} cores x wall)",

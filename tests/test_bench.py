@@ -63,6 +63,22 @@ def test_derived_figures() -> None:
                  "efficiency_ratio": 0.25, "overhead_per_star_ratio": 10.0}
 
 
+def test_step_span_from_the_step_profiles(tmp_path: Path) -> None:
+    import datetime as dt
+
+    bench = load_bench()
+    lines = [{"step": "ingest", "start_utc": "2026-12-03T10:00:04.5Z",
+              "end_utc": "2026-12-03T10:00:20Z"},
+             {"step": "catalogue", "start_utc": "2026-12-03T10:01:00Z",
+              "end_utc": "2026-12-03T10:01:01.25Z"}]
+    (tmp_path / "profile.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    began = dt.datetime(2026, 12, 3, 10, 0, 0, tzinfo=dt.UTC)
+    ended = dt.datetime(2026, 12, 3, 10, 1, 3, tzinfo=dt.UTC)
+    assert bench.step_span(tmp_path, began, ended) == {"before_first_step_s": 4.5,
+                                                       "after_last_step_s": 1.75}
+    assert bench.step_span(tmp_path / "none", began, ended) == {}
+
+
 @pytest.mark.slow
 def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
     out = tmp_path / "result" / "latest.json"
@@ -86,6 +102,8 @@ def test_tiny_benchmark_writes_the_figures(tmp_path: Path) -> None:
     assert 0 < toil["leader_peak_rss_mb"] <= toil["peak_rss_mb"]
     assert toil["jobstore_peak_mb"] >= toil["jobstore_mb"] > 0
     assert toil["output_files"] >= 2 * 4 + 2 and toil["figures"] == 4
+    assert 0 < toil["before_first_step_s"] < toil["wall_s"]
+    assert 0 < toil["after_last_step_s"] < toil["wall_s"]
     assert {"ingest", "msap1_preparation", "msap4_rotation", "transit_search",
             "star_products"} <= set(doc["per_module_cpu_s"])
     assert sum(doc["per_module_cpu_s"].values()) == pytest.approx(
