@@ -21,7 +21,8 @@ Model (docs/performance.md, "PLATO sizing"):
   and scaled to L days: a run of R stars peaks at R x outputs + the stars of the chunks in flight
   (one per core the run has) x intermediates. The observation is cut into runs of
   ``--run-stars`` (the trigger service's --max-stars), of which as many run at once as the cores
-  keep busy.
+  keep busy. The budget it is held against: those runs' outputs + half their inputs (inputs per
+  star from the longest bench-scale run, scaled by samples).
 
 Every input figure says where it came from (measured file, or ASSUMED); the report is Markdown
 (stdout, and build/bench/sizing.md) plus build/bench/sizing.json.
@@ -69,6 +70,7 @@ def run_record(r: dict[str, Any], days: float | None, cadence: float, src: str) 
             "jobstore_peak_per_star_mb": (r["jobstore_peak_mb"] / r["stars"]
                                           if r.get("jobstore_peak_mb") else None),
             "outputs_per_star_mb": r.get("outputs_per_star_mb"),
+            "inputs_per_star_mb": (r["inputs_mb"] / r["stars"] if r.get("inputs_mb") else None),
             "leader_peak_rss_mb": r.get("leader_peak_rss_mb")}
 
 
@@ -165,6 +167,18 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
                               math.ceil(cores / concurrent_runs) * args.chunk_size)
     run_peak_mb = args.run_stars * out_star + stars_in_flight * inter_star
     jobstore_peak_gb = concurrent_runs * run_peak_mb / 1024
+    # Issue 16's budget for the job store: the outputs + half the inputs of the runs at once.
+    with_inputs = [r for r in runs if r["inputs_per_star_mb"]]
+    if with_inputs:
+        ref_in = max(with_inputs, key=lambda r: r["days"])
+        in_star = ref_in["inputs_per_star_mb"] * (samples(args.days, args.cadence_s)
+                                                 / samples(ref_in["days"], ref_in["cadence_s"]))
+        src["inputs_per_star"] = (f"measured at {ref_in['days']:g} d ({ref_in['source']}), "
+                                  "scaled by samples")
+    else:
+        in_star = float("nan")
+        src["inputs_per_star"] = "not measured (make bench-scale)"
+    budget_gb = concurrent_runs * args.run_stars * (out_star + 0.5 * in_star) / 1024
     return {
         "inputs": {"stars": args.stars, "days": args.days, "cadence_s": args.cadence_s,
                    "hours": args.hours, "chunk_size": args.chunk_size,
@@ -180,6 +194,7 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
         "outputs_per_star_mb": out_star, "intermediates_per_star_mb": inter_star,
         "stars_in_flight_per_run": stars_in_flight, "concurrent_runs": concurrent_runs,
         "jobstore_peak_gb": jobstore_peak_gb,
+        "inputs_per_star_mb": in_star, "jobstore_budget_gb": budget_gb,
         "runs_measured": [{k: r[k] for k in ("source", "days", "stars", "efficiency",
                                              "science_cpu_per_star_s")} for r in runs],
     }
@@ -211,6 +226,9 @@ def markdown(s: dict[str, Any]) -> str:
         f"{s['concurrent_runs']} run(s) of {i['run_stars']:,} stars at once: their outputs, "
         f"and the intermediates of {s['stars_in_flight_per_run']:,} stars in flight per run"
         + (" (--keep-intermediates: all)" if i["keep_intermediates"] else "") + " |",
+        f"| job-store budget | {s['jobstore_budget_gb']:,.0f} GB "
+        f"({s['jobstore_peak_gb'] / s['jobstore_budget_gb']:.2f}x) | outputs + 0.5 x inputs "
+        f"({s['inputs_per_star_mb']:.1f} MB per star, {s['sources']['inputs_per_star']}) |",
     ]
     if s["per_module"]:
         mods = ", ".join(f"{m} {v['cpu_s']:.2f} s (^{v['exponent']:.2f})"

@@ -103,7 +103,7 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
               "jobstore_peak_mb": 100.0, "outputs_per_star_mb": 0.5},
         "b": {"stars": 1000, "days": 20, "wall_s": 1, "efficiency": 0.8,
               "science_cpu_per_star_s": 4.0, "per_module_cpu_s": {"transit_search": 4.0},
-              "jobstore_peak_mb": 2000.0, "outputs_per_star_mb": 1.0}}}
+              "jobstore_peak_mb": 2000.0, "outputs_per_star_mb": 1.0, "inputs_mb": 600.0}}}
     f = tmp_path / "scale.json"
     f.write_text(json.dumps(scale))
     out = tmp_path / "sizing.json"
@@ -122,6 +122,9 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
     runs, in_flight = s["concurrent_runs"], s["stars_in_flight_per_run"]
     assert in_flight == min(10_000, -(-s["cores"] // runs) * 50) < 10_000
     assert s["jobstore_peak_gb"] == pytest.approx(runs * (10_000 * 2.0 + in_flight * 2.0) / 1024)
+    # The budget: outputs + half the inputs (0.6 MB per star at 20 d, 1.2 at 40 d).
+    assert s["inputs_per_star_mb"] == pytest.approx(1.2)
+    assert s["jobstore_budget_gb"] == pytest.approx(runs * 10_000 * (2.0 + 0.6) / 1024)
     assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
                     "--per-job-s", "0", "--node-start-s", "0", "--cores-per-node", "1",
                     "--keep-intermediates", "--out", str(out)]) == 0
