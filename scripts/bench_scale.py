@@ -71,7 +71,7 @@ def table(doc: dict[str, Any]) -> str:
     head = ("| stars x days | chunks | wall | efficiency | overhead/star | leader peak RSS "
             "| job-store peak (budget) | written/star | outputs/star | files/star |")
     rows = [head, "|" + "---|" * 10]
-    for key, r in doc["sizes"].items():
+    for key, r in sorted(doc["sizes"].items(), key=lambda kv: kv[1].get("stars", 0)):
         if "wall_s" not in r:
             rows.append(f"| {key} | {r.get('error', 'not run')} |" + " |" * 9)
             continue
@@ -101,7 +101,7 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    runs = [r for r in doc["sizes"].values() if "wall_s" in r]
+    runs = sorted((r for r in doc["sizes"].values() if "wall_s" in r), key=lambda r: r["stars"])
     if not runs:
         return
     x = [r["stars"] for r in runs]
