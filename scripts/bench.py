@@ -48,8 +48,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 if not (REPO / "stellarflow.egg-info").exists():  # a checkout without the editable install
     sys.path.insert(0, str(REPO / "scripts"))
+from stellarflow import profiling, sites  # noqa: E402
 from stellarflow import run as run_mod  # noqa: E402
-from stellarflow import sites  # noqa: E402
 from stellarflow.errors import InputError, RunError  # noqa: E402
 
 SEED = 2026
@@ -504,18 +504,17 @@ def step_span(run_dir: Path, began: _dt.datetime, ended: _dt.datetime) -> dict[s
     """How long the run took to start its first step and to end after its last one, from the
     step profiles (each step's start and end in its container): the run's fixed start and end,
     when at most one core works for it."""
-    path = Path(run_dir) / "profile.jsonl"
-    starts, ends = [], []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            rec = json.loads(line)
-            if rec.get("start_utc") and rec.get("end_utc"):
-                starts.append(_dt.datetime.fromisoformat(rec["start_utc"].replace("Z", "+00:00")))
-                ends.append(_dt.datetime.fromisoformat(rec["end_utc"].replace("Z", "+00:00")))
-    if not starts:
+    try:
+        lines = profiling.load_lines(Path(run_dir))
+    except InputError:  # a run without provenance has no step profiles
         return {}
-    return {"before_first_step_s": (min(starts) - began).total_seconds(),
-            "after_last_step_s": (ended - max(ends)).total_seconds()}
+    spans = [(profiling.parse_time(r.get("start_utc")), profiling.parse_time(r.get("end_utc")))
+             for r in lines]
+    spans = [(s, e) for s, e in spans if s is not None and e is not None]
+    if not spans:
+        return {}
+    return {"before_first_step_s": (min(s for s, _ in spans) - began).total_seconds(),
+            "after_last_step_s": (ended - max(e for _, e in spans)).total_seconds()}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,9 +8,9 @@ the job graph) took ~0.8 s of an otherwise idle machine at the end of every run,
 the kernel frees anyway. An exception that escapes Toil ends the process the ordinary way.
 
 It also skips cwltool's JavaScript lint (JSHint) of the CWL while loading it: Toil always runs
-it (cwltoil sets ``disable_js_validation = False`` whatever the options say), it starts node for
-the documents with expressions (~1 s before the first job, one core idle), and its findings are
-warnings only (cwltool#1874). Every CWL document the runs use is linted by CI instead
+it (cwltoil sets ``disable_js_validation = False`` whatever the options say), it runs node on
+the documents with expressions before the first job while the other cores wait, and its findings
+are warnings only (cwltool#1874). Every CWL document the runs use is linted by CI instead
 (tests/test_cwl_validate.py: ``cwltool --validate`` with no warning allowed). The schema
 validation stays. ``STELLARFLOW_JS_LINT=1`` keeps the lint.
 """
