@@ -7,7 +7,7 @@ Airflow is not a stellarflow dependency: it lives in its own venv (build/tools/a
 - turns a stellarflow CWL job (what ``stellarflow run`` writes: observation_id, stars,
   chunk_size) into a plan of Airflow tasks: per chunk one BashOperator task per module, each
   running the same image with the same module command line as the CWL tool (``podman run``),
-  chunked exactly as cwl/tools/chunk_stars.cwl chunks, MSAP3 skipped (exit 99) where MSAP1
+  chunked exactly as cwl/workflows/sas.cwl chunks, MSAP3 skipped (exit 99) where MSAP1
   found no seismic candidate, then one catalogue task; or a chain of N tiny tasks (``true``);
 - runs it under Airflow with the LocalExecutor on SQLite (its own AIRFLOW_HOME: an api-server on
   127.0.0.1, a scheduler and a dag-processor, parallelism = cores), triggers the DAG once and
@@ -61,7 +61,7 @@ def airflow_bin() -> Path:
 
 
 def chunk_spans(n_stars: int, chunk_size: int) -> list[tuple[str, int, int]]:
-    """The chunks of cwl/tools/chunk_stars.cwl: (chunk_id, start, stop)."""
+    """The chunks of cwl/workflows/sas.cwl (its `analyse` step): (chunk_id, start, stop)."""
     if chunk_size < 1:
         raise InputError(None, f"chunk_size must be >= 1, got {chunk_size}")
     return [(f"chunk-{i // chunk_size:04d}", i, min(i + chunk_size, n_stars))

@@ -11,7 +11,10 @@ Model (docs/performance.md, "PLATO sizing"):
 - core-seconds = stars x CPU per star / efficiency (the measured efficiency of the largest
   bench-scale run: the orchestration cost on a single machine)
   + jobs x the scheduler's per-job cost (jobs = chunks x steps per chunk; Slurm here: 1.6 s)
-  + nodes x the per-node start (image import, worker start; ``--node-start-s``, ASSUMED);
+  + nodes x the per-node start (image import, worker start; ``--node-start-s``, ASSUMED)
+  + runs x the run's start (``stellarflow run`` to the first step: loading the job, importing
+  the light curves, the scatter; measured by scripts/bench_start.py, scaled by stars) x the
+  cores that run's chunks wait on;
 - cores = core-seconds / deadline, rounded up to whole nodes;
 - job-store peak: a run keeps its outputs in the job store until it ends (then they are moved
   out), and a chunk's intermediate files until the chunk ends (toil_batch_system_cwl_intermediates
@@ -109,6 +112,22 @@ def cpu_at(runs: list[dict[str, Any]], days: float, cadence_s: float) -> tuple[f
     return sum(v["cpu_s"] for v in per_module.values()), per_module, how
 
 
+def run_start(args: argparse.Namespace) -> tuple[float, str]:
+    """Seconds from a run's launch to its first step for ``--run-stars`` stars: given, or
+    measured by scripts/bench_start.py (build/bench/start.json) and scaled by stars (loading the
+    job, importing the light curves and slicing the chunks all grow with the stars)."""
+    if args.run_start_s is not None:
+        return args.run_start_s, "given (--run-start-s)"
+    try:
+        m = json.loads(args.start_file.read_text())
+        secs, stars = float(m["first_step"]), int(m["stars"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 90.0, "ASSUMED 90 s (not measured: scripts/bench_start.py)"
+    return (secs * args.run_stars / stars,
+            f"measured: {secs:.0f} s for {stars:,} stars in chunks of {m.get('chunk_size')} "
+            f"({args.start_file.name}), scaled by stars")
+
+
 def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]:
     src: dict[str, str] = {}
     if args.cpu_per_star is not None:
@@ -129,11 +148,19 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
     job_core_s = jobs * args.per_job_s
     deadline_s = args.hours * 3600.0
     base_cores = (run_core_s + job_core_s) / deadline_s
+    n_runs = math.ceil(args.stars / args.run_stars)
+    chunks_per_run = math.ceil(args.run_stars / args.chunk_size)
+    run_start_s, src["run_start"] = run_start(args)
+
+    def run_starts_core_s(cores: int) -> float:
+        # While a run starts, the cores its chunks will use wait.
+        return n_runs * run_start_s * min(cores, chunks_per_run)
+
     nodes = math.ceil(base_cores / args.cores_per_node)
-    # Each node pays its start once; add nodes until the start fits too.
-    while nodes * args.cores_per_node * deadline_s < (run_core_s + job_core_s
-                                                       + nodes * args.node_start_s
-                                                       * args.cores_per_node):
+    # Each node pays its start once, each run its own; add nodes until the starts fit too.
+    while nodes * args.cores_per_node * deadline_s < (
+            run_core_s + job_core_s + nodes * args.node_start_s * args.cores_per_node
+            + run_starts_core_s(nodes * args.cores_per_node)):
         nodes += 1
     cores = nodes * args.cores_per_node
     # Job store: measured bytes per star per sample, scaled to the baseline.
@@ -157,7 +184,6 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
         out_star = inter_star = float("nan")
         src["jobstore_per_star"] = "not measured (make bench-scale)"
     # Runs at once to keep every core busy: a run keeps at most one core per chunk.
-    chunks_per_run = math.ceil(args.run_stars / args.chunk_size)
     concurrent_runs = min(math.ceil(cores / chunks_per_run),
                           math.ceil(args.stars / args.run_stars))
     if args.keep_intermediates:
@@ -184,12 +210,14 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
                    "hours": args.hours, "chunk_size": args.chunk_size,
                    "steps_per_chunk": args.steps_per_chunk, "per_job_s": args.per_job_s,
                    "node_start_s": args.node_start_s, "cores_per_node": args.cores_per_node,
-                   "run_stars": args.run_stars, "keep_intermediates": args.keep_intermediates},
+                   "run_stars": args.run_stars, "keep_intermediates": args.keep_intermediates,
+                   "run_start_s": run_start_s, "runs": n_runs},
         "sources": src,
         "cpu_per_star_s": cpu, "per_module": per_module, "efficiency": eff,
         "science_core_h": science_core_s / 3600, "run_core_h": run_core_s / 3600,
         "jobs": jobs, "job_core_h": job_core_s / 3600,
         "node_start_core_h": nodes * args.node_start_s * args.cores_per_node / 3600,
+        "run_start_core_h": run_starts_core_s(cores) / 3600,
         "cores_exact": base_cores, "nodes": nodes, "cores": cores,
         "outputs_per_star_mb": out_star, "intermediates_per_star_mb": inter_star,
         "stars_in_flight_per_run": stars_in_flight, "concurrent_runs": concurrent_runs,
@@ -218,6 +246,8 @@ def markdown(s: dict[str, Any]) -> str:
         "(measured here, MACHINE.md) |",
         f"| node starts | {s['node_start_core_h']:,.1f} core-h | {i['node_start_s']:g} s per node "
         "(ASSUMED: image import + worker start) |",
+        f"| run starts | {s['run_start_core_h']:,.1f} core-h | {i['runs']} runs x "
+        f"{i['run_start_s']:.0f} s while their cores wait ({s['sources']['run_start']}) |",
         f"| **cores** | **{s['cores']:,}** ({s['nodes']} nodes x {i['cores_per_node']}; "
         f"{s['cores_exact']:.1f} exact) | core-h / {i['hours']:g} h |",
         f"| job store per star | outputs {s['outputs_per_star_mb']:.1f} MB, intermediates "
@@ -251,6 +281,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--node-start-s", type=float, default=120.0,
                    help="per node start, s (ASSUMED 120: image import, worker start)")
     p.add_argument("--cores-per-node", type=int, default=32, help="(ASSUMED 32)")
+    p.add_argument("--run-start-s", type=float, default=None,
+                   help="a run's start to its first step, s (default: measured, --start-file)")
+    p.add_argument("--start-file", type=Path, default=REPO / "build" / "bench" / "start.json",
+                   help="scripts/bench_start.py's output")
     p.add_argument("--run-stars", type=int, default=10_000,
                    help="stars per run (the trigger's --max-stars; 10 000)")
     p.add_argument("--cpu-per-star", type=float, default=None,

@@ -175,3 +175,16 @@ def test_tree_sampler_sees_descendants_their_cpu_and_execs(tmp_path: Path) -> No
     assert outsider_kids == []
     assert all(pid != outsider for pid, _ in sampler.cpu_seen)
     assert outsider in sampler.outside
+
+
+def test_bench_start_reads_the_runner_log_marks() -> None:
+    spec = importlib.util.spec_from_file_location("stellarflow_bench_start",
+                                                  REPO / "scripts" / "bench_start.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    log = ("[2026-12-03T13:34:10+0000] [MainThread] [I] [toil.cwl.cwltoil] Creating root job\n"
+           "[2026-12-03T13:34:23+0000] [MainThread] [I] [toil.cwl.cwltoil] Starting workflow\n")
+    assert mod.find_marks(log) == {"loaded": True, "imported": True, "first_step": False}
+    log += ("[2026-12-03T13:34:45+0000] [MainThread] [I] [toil.leader] Issued job 'CWLJob' "
+            "sas_chunk.ingest.ingest kind-CWLJob/instance-y7knjxwq v1 with job batch system ID: 3")
+    assert mod.find_marks(log)["first_step"]

@@ -108,7 +108,8 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
     f.write_text(json.dumps(scale))
     out = tmp_path / "sizing.json"
     assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
-                    "--per-job-s", "0", "--node-start-s", "0", "--cores-per-node", "1",
+                    "--per-job-s", "0", "--node-start-s", "0", "--run-start-s", "0",
+                    "--cores-per-node", "1",
                     "--out", str(out)]) == 0
     s = json.loads(out.read_text())
     # CPU ~ samples^2 through (10 d, 1 s) and (20 d, 4 s): 16 s at 40 d; efficiency of the
@@ -126,12 +127,21 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
     assert s["inputs_per_star_mb"] == pytest.approx(1.2)
     assert s["jobstore_budget_gb"] == pytest.approx(runs * 10_000 * (2.0 + 0.6) / 1024)
     assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
-                    "--per-job-s", "0", "--node-start-s", "0", "--cores-per-node", "1",
+                    "--per-job-s", "0", "--node-start-s", "0", "--run-start-s", "0",
+                    "--cores-per-node", "1",
                     "--keep-intermediates", "--out", str(out)]) == 0
     kept = json.loads(out.read_text())
     assert kept["stars_in_flight_per_run"] == 10_000
     assert kept["jobstore_peak_gb"] == pytest.approx(runs * 10_000 * 4.0 / 1024)
     assert "EXTRAPOLATED" in s["sources"]["cpu_per_star"]
+    # Each run's start (10 runs of 10 000 stars) keeps the cores its 200 chunks use waiting.
+    assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
+                    "--per-job-s", "0", "--node-start-s", "0", "--run-start-s", "36",
+                    "--cores-per-node", "1", "--out", str(out)]) == 0
+    started = json.loads(out.read_text())
+    waited = 10 * 36 * min(started["cores"], 200) / 3600
+    assert started["run_start_core_h"] == pytest.approx(waited)
+    assert started["cores"] == int(-(-(100_000 * 16 / 0.8 / 3600 + waited) // 1))
     assert sz.main(["--bench", str(tmp_path / "none.json"), "--out", str(out)]) == 1
 
 

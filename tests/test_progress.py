@@ -27,7 +27,6 @@ def done(t: str, step: str) -> str:
 
 
 LOG = "\n".join([
-    done("01", "sas.chunk.chunk_stars"),
     issued("02", "sas_chunk.ingest.ingest", "aaa"),
     issued("02", "sas_chunk.ingest.ingest", "bbb"),
     done("04", "sas_chunk.ingest.ingest"),
@@ -45,21 +44,21 @@ LOG = "\n".join([
 def test_parse_tasks_and_failures() -> None:
     p = progress.parse(LOG, total=16, now=1796119210.0)
     names = [(t.name, t.chunk, t.state) for t in p.tasks]
-    assert names == [("chunk_stars", 1, "COMPLETE"), ("ingest", 1, "COMPLETE"),
+    assert names == [("ingest", 1, "COMPLETE"),
                      ("ingest", 2, "RUNNING"),
                      ("msap1_preparation", 1, "EXECUTOR_ERROR")]
     failed = p.tasks[-1]
     assert failed.exit_code == 1 and failed.end - failed.start == 4
     assert failed.stderr_tail[-1] == "ValueError: no finite flux"
-    assert (p.done, p.failed, p.running, p.total) == (2, 1, 1, 16)
+    assert (p.done, p.failed, p.running, p.total) == (1, 1, 1, 16)
     assert p.eta_s is not None and p.eta_s > 0
-    assert "steps 2/16 done, 1 running, 1 failed" in p.line()
+    assert "steps 1/16 done, 1 running, 1 failed" in p.line()
 
 
 def test_total_from_the_workflow() -> None:
-    # chunk_stars + catalogue, and 7 tool steps per chunk (MSAP3 included)
-    assert progress.count_steps(SAS, 1) == 9
-    assert progress.count_steps(SAS, 3) == 23
+    # the catalogue, and 7 tool steps per chunk (MSAP3 included)
+    assert progress.count_steps(SAS, 1) == 8
+    assert progress.count_steps(SAS, 3) == 22
 
 
 def test_plain_lines_when_not_a_terminal(tmp_path: Path) -> None:
@@ -74,5 +73,5 @@ def test_plain_lines_when_not_a_terminal(tmp_path: Path) -> None:
         rep.update(finished=True)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("progress: steps 2/16 done, 1 running, 1 failed, ETA ")
-    assert lines[1] == "progress: steps 3/4 done, 0 running, 1 failed"  # finished: no ETA
+    assert lines[0].startswith("progress: steps 1/15 done, 1 running, 1 failed, ETA ")
+    assert lines[1] == "progress: steps 2/3 done, 0 running, 1 failed"  # finished: no ETA

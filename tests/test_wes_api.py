@@ -209,7 +209,7 @@ def test_task_usage_from_step_profiles() -> None:
     t0 = 1_796_167_034.0  # 2026-12-01T23:17:14Z
     tasks = [Task(id="1", name="ingest", step="sas_chunk.ingest", chunk=1, start=t0, end=t0 + 2),
              Task(id="2", name="ingest", step="sas_chunk.ingest", chunk=2, start=t0, end=t0 + 2),
-             Task(id="3", name="chunk_stars", step="chunk", chunk=1, start=t0 - 1, end=t0 - 1)]
+             Task(id="3", name="catalogue", step="assemble", chunk=1, start=t0 + 3, end=t0 + 4)]
     lines = [{"tool": "ingest", "chunk": f"chunk-000{k}", "source": "container",
               "start_utc": f"2026-12-01T23:17:14.{k + 4}Z", "end_utc": "2026-12-01T23:17:15.9Z",
               "used": {"cpu_s": 0.2 + k, "max_rss_bytes": 76 * 2**20,

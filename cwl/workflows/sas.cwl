@@ -16,7 +16,6 @@ $namespaces:
   iana: https://www.iana.org/assignments/media-types/
 
 requirements:
-  ScatterFeatureRequirement: {}
   SubworkflowFeatureRequirement: {}
   StepInputExpressionRequirement: {}
   InlineJavascriptRequirement: {}
@@ -47,32 +46,28 @@ inputs:
       gets its product HDF5 (which holds all the figure's data) whatever this says.
 
 steps:
-  chunk:
-    run: ../tools/chunk_stars.cwl
-    in:
-      n_stars:
-        source: stars
-        valueFrom: $(self.length)
-      chunk_size: chunk_size
-    out: [chunks]
   analyse:
-    run: sas_chunk.cwl
-    scatter: span
+    run: sas_all_chunks.cwl
     in:
       observation_id: observation_id
-      span: chunk/chunks
       figures: figures
-      # The chunk's stars are sliced here, by the workflow, so that the light-curve Files go
-      # from the workflow's inputs straight to ingest (no tool in between re-stores them).
-      # A step's valueFrom sees the inputs as they were before any valueFrom: `all_stars` is
-      # read by `chunk`, then dropped from the chunk's job (it would carry every star).
-      all_stars:
+      chunk_size: chunk_size
+      # The stars are sliced into chunks here, once, by the workflow: the light-curve Files go
+      # from the workflow's inputs straight to ingest (a tool in between would re-store them),
+      # and one expression sees the star list (one per chunk would cost stars x chunks).
+      chunks:
         source: stars
-        valueFrom: $(null)
-      chunk:
         valueFrom: |
-          $({"chunk_id": inputs.span.chunk_id,
-             "stars": inputs.all_stars.slice(inputs.span.start, inputs.span.stop)})
+          ${
+            var size = inputs.chunk_size;
+            if (size < 1) { throw "chunk_size must be >= 1, got " + size; }
+            var chunks = [];
+            for (var i = 0; i < self.length; i += size) {
+              chunks.push({"chunk_id": "chunk-" + ("000" + chunks.length).slice(-4),
+                           "stars": self.slice(i, i + size)});
+            }
+            return chunks;
+          }
     out: [products, plots, rows, profiles]
   assemble:
     run: ../tools/catalogue.cwl

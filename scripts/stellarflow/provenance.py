@@ -246,6 +246,7 @@ class Step:
     run: str           # packed id of what it runs, e.g. "#msap4_rotation.cwl"
     position: int
     workflow: str      # packed id of the workflow it belongs to
+    scattered: bool = False
 
 
 @dataclass
@@ -266,7 +267,8 @@ def index(packed: dict) -> dict[str, Process]:
         name = pid.lstrip("#").removesuffix(".cwl") if pid != "#main" else "main"
         p = Process(pid, doc.get("class", ""), name, doc)
         for i, s in enumerate(doc.get("steps") or []):
-            p.steps.append(Step(s["id"], s["id"].rsplit("/", 1)[-1], s["run"], i, pid))
+            p.steps.append(Step(s["id"], s["id"].rsplit("/", 1)[-1], s["run"], i, pid,
+                                bool(s.get("scatter"))))
         procs[pid] = p
     return procs
 
@@ -727,13 +729,15 @@ class CrateBuilder:
     def chunk_actions(self, chunks: dict[str, list], stars_lc: dict[str, Any],
                       tag: str) -> list[Any]:
         """A CreateAction per sub-workflow run (one chunk) and the ControlActions of the
-        scattered step; one CreateAction for the chunking ExpressionTool."""
+        scattered step; one CreateAction for the workflow that scatters them, whose input
+        ``chunks`` (sliced by its parent step's expression) maps each chunk to its stars."""
         controls = []
-        sub_step = next((s for p in self.procs.values() for s in p.steps
-                         if self.procs.get(s.run) and self.procs[s.run].cls == "Workflow"), None)
-        chunk_step = next((s for p in self.procs.values() for s in p.steps
-                           if self.procs.get(s.run) and
-                           self.procs[s.run].cls == "ExpressionTool"), None)
+        every_result: list[Any] = []
+        workflow_steps = [s for p in self.procs.values() for s in p.steps
+                          if self.procs.get(s.run) and self.procs[s.run].cls == "Workflow"]
+        sub_step = next((s for s in workflow_steps if s.scattered), None)
+        chunk_step = next((s for s in workflow_steps
+                           if sub_step is not None and s.run == sub_step.workflow), None)
         members = {}
         for rec_actions in chunks.values():
             for rec, _ in rec_actions:
@@ -758,25 +762,27 @@ class CrateBuilder:
                 "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}})
             sub["object"] = [e for s in dict.fromkeys(stars) for e in stars_lc.get(s, [])]
             sub["result"] = last.get("result") or []
+            every_result += list(last.get("result") or [])
             controls.append(self.entity(f"#{tag}-{chunk}-step", {
                 "@type": "ControlAction", "name": f"orchestrate {sub_step.name} ({chunk})",
                 "instrument": {"@id": self.pid(sub_step.id)}, "object": {"@id": sub.id}}))
             del actions
         if chunk_step is not None:
+            scatter_wf = self.procs[chunk_step.run]
             value = json.dumps({c: members.get(c, []) for c in sorted(chunks)})
             chunks_pv = self.entity(f"#{tag}-chunks", {
                 "@type": "PropertyValue", "name": "chunks", "value": value,
-                "exampleOfWork": {"@id": self.pid(chunk_step.run + "/" +
-                                                  chunk_step.run.lstrip("#").removesuffix(
-                                                      ".cwl") + "/chunks")}})
+                "exampleOfWork": {"@id": self.pid(
+                    f"{scatter_wf.id}/{scatter_wf.name}/chunks")}})
             act = self.entity(f"#{tag}-chunk", {
-                "@type": "CreateAction", "name": "chunk the stars",
+                "@type": "CreateAction", "name": f"{scatter_wf.name} on every chunk",
                 "instrument": {"@id": self.pid(chunk_step.run)},
-                "description": "ExpressionTool run by the engine itself (no container, no "
-                               "profile)",
+                "description": f"the stars sliced into chunks by the expression of step "
+                               f"{chunk_step.name} (evaluated by the engine itself), then "
+                               f"{sub_step.name} scattered over the chunks",
                 "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}})
-            act["object"] = [e for ents in stars_lc.values() for e in ents]
-            act["result"] = [chunks_pv]
+            act["object"] = [e for ents in stars_lc.values() for e in ents] + [chunks_pv]
+            act["result"] = every_result
             controls.insert(0, self.entity(f"#{tag}-chunk-step", {
                 "@type": "ControlAction", "name": f"orchestrate {chunk_step.name}",
                 "instrument": {"@id": self.pid(chunk_step.id)}, "object": {"@id": act.id}}))
