@@ -456,6 +456,54 @@ def test_toil_runner_skips_the_js_lint_that_ci_does(tmp_path: Path) -> None:
     assert "JSHINT" in logs["1"]  # Toil still lints by itself: the skip is what removes it
 
 
+def test_toil_runner_reads_a_json_job_with_json(tmp_path: Path) -> None:
+    """The job loader stellarflow.toil_runner gives Toil reads a JSON job into the same job
+    as schema-salad's own loader (relative locations resolved, the id it injects), without
+    ruamel.yaml's parser; a YAML job goes the old way. It
+    applies only while schema-salad parses JSON as YAML: when this fails, retire it."""
+    import argparse
+
+    import cwltool.main
+    from ruamel.yaml.main import YAML
+
+    from stellarflow import toil_runner
+
+    assert toil_runner.loader_parses_json_as_yaml()
+    (tmp_path / "lc").mkdir()
+    job = {"observation_id": "obs", "chunk_size": 2,
+           "stars": [{"star_id": f"s{i}", "teff": 5800.0, "logg": None,
+                      "lightcurve": {"class": "File", "location": f"lc/s{i}.h5"}}
+                     for i in range(3)]}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    (tmp_path / "job.yml").write_text(json.dumps(job))  # JSON is YAML
+
+    def load(name: str) -> tuple[dict, str, str]:
+        ns = argparse.Namespace(job_order=[str(tmp_path / name)], basedir=None)
+        obj, basedir, loader = cwltool.main.load_job_order(ns, None, None, [], "file:///t.cwl")
+        return json.loads(json.dumps(obj)), basedir, type(loader).__name__
+
+    upstream = load("job.json")
+    toil_runner.read_json_jobs_with_json()
+    parsed = []
+    parse = YAML.load_all
+
+    def counted(self, *args, **kwargs):
+        parsed.append(1)
+        return parse(self, *args, **kwargs)
+
+    YAML.load_all = counted
+    try:
+        assert load("job.json") == upstream[:2] + ("JsonJobLoader",)
+        assert not parsed  # no YAML parser for the JSON job
+        assert upstream[0]["stars"][2]["lightcurve"]["location"] == (tmp_path / "lc/s2.h5").as_uri()
+        assert load("job.yml")[0] == {**upstream[0], "__id": (tmp_path / "job.yml").as_uri()}
+        assert parsed  # a YAML job: as before
+    finally:
+        YAML.load_all = parse
+        if getattr(cwltool.main.Loader, "reads_json_with_json", False):
+            cwltool.main.Loader = cwltool.main.Loader.__mro__[1]
+
+
 def test_forked_workers_trust_the_images_stellarflow_run_checked(tmp_path: Path) -> None:
     """cwltool skips `podman inspect` for an image in its cache (a private set that this relies
     on: when the first assertion fails, cwltool changed and the workers inspect again), and the
