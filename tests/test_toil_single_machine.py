@@ -483,6 +483,7 @@ def test_toil_runner_reads_a_json_job_with_json(tmp_path: Path) -> None:
         return json.loads(json.dumps(obj)), basedir, type(loader).__name__
 
     upstream = load("job.json")
+    originals = cwltool.main.Loader, cwltool.main.load_job_order
     toil_runner.read_json_jobs_with_json()
     parsed = []
     parse = YAML.load_all
@@ -495,13 +496,15 @@ def test_toil_runner_reads_a_json_job_with_json(tmp_path: Path) -> None:
     try:
         assert load("job.json") == upstream[:2] + ("JsonJobLoader",)
         assert not parsed  # no YAML parser for the JSON job
+        ns = argparse.Namespace(job_order=[str(tmp_path / "job.json")], basedir=None)
+        stars = cwltool.main.load_job_order(ns, None, None, [], "file:///t.cwl")[0]["stars"]
+        assert type(stars) is list and type(stars[0]) is dict  # cheap to deep-copy
         assert upstream[0]["stars"][2]["lightcurve"]["location"] == (tmp_path / "lc/s2.h5").as_uri()
         assert load("job.yml")[0] == {**upstream[0], "__id": (tmp_path / "job.yml").as_uri()}
         assert parsed  # a YAML job: as before
     finally:
         YAML.load_all = parse
-        if getattr(cwltool.main.Loader, "reads_json_with_json", False):
-            cwltool.main.Loader = cwltool.main.Loader.__mro__[1]
+        cwltool.main.Loader, cwltool.main.load_job_order = originals
 
 
 def test_forked_workers_trust_the_images_stellarflow_run_checked(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def yaml_guard(path: Path, data: bytes) -> None:
     from ruamel.yaml.nodes import MappingNode, SequenceNode
 
     try:
-        root = YAML(typ="safe", pure=True).compose(io.StringIO(data.decode("utf-8")))
+        root = YAML(typ="safe").compose(io.StringIO(data.decode("utf-8")))
     except Exception:  # syntax, encoding, nesting: load() gives its own one-line reason
         return
     memo: dict[int, int] = {}
@@ -122,7 +122,7 @@ def _parse(path: Path, raw: bytes) -> Any:
     from ruamel.yaml.error import YAMLError
 
     yaml_guard(path, raw)
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML(typ="safe")  # libyaml's parser (ruamel.yaml.clib): manifests list 10^4-10^5 stars
     try:
         return yaml.load(io.StringIO(text))
     except YAMLError as exc:
