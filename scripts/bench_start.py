@@ -10,7 +10,7 @@ command's start, seconds):
   chunk's sub-workflow are set up).
 
 A run's start is paid once per run while its cores wait; with many chunks per run it is what the
-chunking costs (docs/performance.md, "10 000 stars: the leader").
+chunking costs (docs/performance.md, "A run's start at 10 000 stars").
 
     .venv/bin/python scripts/bench_start.py build/bench/scale/10000x5/obs/manifest.yaml \\
         --chunk-size 50

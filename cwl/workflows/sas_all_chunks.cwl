@@ -6,8 +6,8 @@ label: The SAS over every chunk of an observation
 doc: |
   Scatters sas_chunk.cwl over the observation's chunks. The chunks arrive whole, their stars
   sliced once by sas.cwl: a scatter step that sliced the star list itself would hand every star
-  to each chunk's expression, a cost that grows as stars x chunks (docs/performance.md, "10 000
-  stars: the leader").
+  to each chunk's expression, a cost that grows as stars x chunks (docs/performance.md, "A run's
+  start at 10 000 stars").
 
 $namespaces:
   s: https://schema.org/

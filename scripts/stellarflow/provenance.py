@@ -761,8 +761,9 @@ class CrateBuilder:
                 "description": f"{chunk}: {len(stars)} stars ({', '.join(stars)})",
                 "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}})
             sub["object"] = [e for s in dict.fromkeys(stars) for e in stars_lc.get(s, [])]
-            sub["result"] = last.get("result") or []
-            every_result += list(last.get("result") or [])
+            result = list(last.get("result") or [])
+            sub["result"] = result
+            every_result += result
             controls.append(self.entity(f"#{tag}-{chunk}-step", {
                 "@type": "ControlAction", "name": f"orchestrate {sub_step.name} ({chunk})",
                 "instrument": {"@id": self.pid(sub_step.id)}, "object": {"@id": sub.id}}))

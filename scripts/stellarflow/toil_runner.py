@@ -16,12 +16,13 @@ validation stays. ``STELLARFLOW_JS_LINT=1`` keeps the lint.
 
 And it reads a JSON job (the ``job.json`` ``stellarflow run`` writes) with Python's JSON parser:
 cwltool reads the job with schema-salad's loader, which parses any document with ruamel.yaml's
-round-trip parser, written in Python and keeping every line and column: ~15-28 s for the
-2.2 MB job of 10 000 stars, before the first job, while the cores wait. The job is the same
-(``schema_salad.sourceline.cmap`` gives it the loader's types) except that its values carry no
-line numbers, which only an error inside the job file would show: ``stellarflow run`` writes it,
-and a YAML job is read as before. It applies only while the loader still parses JSON as YAML
-(``loader_parses_json_as_yaml``).
+round-trip parser, written in Python and keeping every line and column, before the first job
+while the cores wait (docs/performance.md, "A run's start at 10 000 stars"). Once loaded, the
+job's values are plain dicts and lists: cwltool deep-copies the job while binding it, and a
+ruamel.yaml ``CommentedMap`` copies its comment attributes with it. The job is otherwise the
+same, without line numbers, which only an error inside the job file would show:
+``stellarflow run`` writes it, and a YAML job is read as before. It applies only while the
+loader still parses JSON as YAML (``loader_parses_json_as_yaml``).
 """
 
 from __future__ import annotations
@@ -120,9 +121,8 @@ def read_json_jobs_with_json() -> None:
     def load_json_job_order(*args: Any, **kwargs: Any) -> Any:
         job, basedir, loader = load_job_order(*args, **kwargs)
         if isinstance(job, CommentedMap) and getattr(loader, "read_as_json", None):
-            # A JSON job: its values become plain dicts and lists again. cwltool
-            # deep-copies the job while binding it, and a CommentedMap or CommentedSeq also
-            # copies its comment attributes: ~10 s for 10 000 stars.
+            # A JSON job: its values become plain dicts and lists again (cheap to deep-copy;
+            # the loader itself needed its own types to resolve the job's references).
             plain = CommentedMap(json.loads(json.dumps(job)))
             add_lc_filename(plain, job.lc.filename)
             job = plain
