@@ -489,14 +489,14 @@ def test_pin_and_unpin_cwl_text() -> None:
         "    dockerPull: localhost/stellarflow/ingest:1.0.0\n"
         "  ResourceRequirement: {coresMin: 1}\n"
         "requirements:\n"
-        "  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}\n"
+        "  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.1.0}\n"
     )
     ids = {"localhost/stellarflow/ingest:1.0.0": "a" * 64,
-           "localhost/stellarflow/fake_module:1.0.0": "b" * 64}
+           "localhost/stellarflow/fake_module:1.1.0": "b" * 64}
     pinned = bi.pin_text(text, ids)
     assert ("    dockerPull: localhost/stellarflow/ingest:1.0.0\n"
             f"    dockerImageId: sha256:{'a' * 64}\n") in pinned
-    assert (f"{{dockerPull: localhost/stellarflow/fake_module:1.0.0, dockerImageId: sha256:"
+    assert (f"{{dockerPull: localhost/stellarflow/fake_module:1.1.0, dockerImageId: sha256:"
             f"{'b' * 64}}}") in pinned
     assert bi.pin_text(pinned, ids) == pinned  # idempotent
     assert bi.pin_text(pinned, {}) == text  # unpin restores the file

@@ -16,7 +16,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/fake_module:1.0.0
+    dockerPull: localhost/stellarflow/fake_module:1.1.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 512
@@ -69,7 +69,7 @@ outputs:
     doc: "<chunk_id>.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.profile.json"}
 
-s:softwareVersion: 1.0.0
+s:softwareVersion: 1.1.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -7,7 +7,9 @@ doc: |
   Reads each star's light curve (stellarflow HDF5, Kepler/TESS FITS with TIME and PDCSAP_FLUX or
   SAP_FLUX, or a plain table with time, flux[, flux_err]), converts times to BJD_TDB - 2457000,
   validates it, and writes one chunk file holding every star in the contract layout. A missing or
-  bad light curve makes that star failed, with a one-line error; the chunk goes on.
+  bad light curve makes that star failed, with a one-line error; the chunk goes on. With
+  `refer_to_contract_inputs` (the default here) a star whose one file already is a contract HDF5
+  is not copied: the chunk refers to it, and MSAP1 reads it given the same `chunk`.
 
 $namespaces:
   s: https://schema.org/
@@ -28,7 +30,7 @@ requirements:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/ingest:1.3.0
+    dockerPull: localhost/stellarflow/ingest:1.4.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
@@ -50,6 +52,12 @@ inputs:
     type: ../types/stellarflow.yml#Chunk
     label: Chunk of stars
     doc: chunk_id and the stars (with their light-curve Files) to ingest
+  refer_to_contract_inputs:
+    type: boolean
+    default: true
+    label: Refer to contract inputs
+    doc: Do not copy a light curve whose one input file is already a contract HDF5; the chunk records it (lightcurve_in_input) and the next stage reads the file
+    inputBinding: {prefix: --refer-to-contract-inputs}
 
 outputs:
   lightcurves:
@@ -71,7 +79,7 @@ outputs:
     doc: "<chunk_id>.lightcurves.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.lightcurves.profile.json"}
 
-s:softwareVersion: 1.3.0
+s:softwareVersion: 1.4.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -6,7 +6,9 @@ label: MSAP1 light-curve preparation
 doc: |
   Quality mask, upward sigma clipping, gap detection, gentle per-segment detrending and
   normalisation to relative flux. Also says which stars may show a solar-like power excess
-  (from Teff and log g), so that the workflow runs MSAP3 only where it is plausible.
+  (from Teff and log g), so that the workflow runs MSAP3 only where it is plausible. A star
+  that ingest left in its input file (contracts 1.3.0) is read from it: give `chunk`, the
+  record ingest was given.
 
 $namespaces:
   s: https://schema.org/
@@ -15,10 +17,18 @@ $namespaces:
 
 requirements:
   InlineJavascriptRequirement: {}
+  # The chunk record travels in a file, as for ingest (one argument holds at most 128 KiB).
+  InitialWorkDirRequirement:
+    listing:
+      - entryname: chunk.json
+        entry: '$(inputs.chunk === null ? "{}" : JSON.stringify(inputs.chunk))'
+  SchemaDefRequirement:
+    types:
+      - $import: ../types/stellarflow.yml
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/msap1_preparation:1.1.0
+    dockerPull: localhost/stellarflow/msap1_preparation:1.2.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -28,6 +38,7 @@ hints:
 baseCommand: [msap1_preparation]
 arguments:
   - {prefix: --outdir, valueFrom: $(runtime.outdir)}
+  - {prefix: --chunk-file, valueFrom: "$(inputs.chunk === null ? null : 'chunk.json')"}
 
 inputs:
   lightcurves:
@@ -36,6 +47,10 @@ inputs:
     label: Ingested light curves
     doc: Chunk file written by ingest
     inputBinding: {prefix: --lightcurves}
+  chunk:
+    type: ../types/stellarflow.yml#Chunk?
+    label: Chunk record
+    doc: The chunk record ingest was given (its light-curve Files); needed when ingest referred to contract inputs instead of copying them
 
 outputs:
   prepared:
@@ -65,7 +80,7 @@ outputs:
     doc: "<chunk_id>.prepared.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.prepared.profile.json"}
 
-s:softwareVersion: 1.1.0
+s:softwareVersion: 1.2.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -50,6 +50,7 @@ steps:
     run: ../tools/msap1_preparation.cwl
     in:
       lightcurves: ingest/lightcurves
+      chunk: chunk
     out: [prepared, n_seismic_candidates, profile]
   msap4:
     run: ../tools/msap4_rotation.cwl
@@ -96,6 +97,14 @@ outputs:
     label: Product HDF5 per star
     doc: One product file per star of the chunk
     outputSource: star_products/products
+  prepared:
+    type: File
+    format: sf:chunk-hdf5
+    label: Prepared light curves of the chunk
+    doc: |
+      <chunk_id>.prepared.h5 (MSAP1): the products' /lightcurve/{time,flux,flux_err} are HDF5
+      external links into it, by its base name, so it is delivered beside them
+    outputSource: msap1/prepared
   plots:
     type: File[]
     format: iana:image/png

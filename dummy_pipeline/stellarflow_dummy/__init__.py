@@ -5,4 +5,4 @@
 
 __version__ = "0.1.0"
 
-IMAGE = "localhost/stellarflow/fake_module:1.0.0"  # containers/fake_module
+IMAGE = "localhost/stellarflow/fake_module:1.1.0"  # containers/fake_module

@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SF_CONTRACTS_VERSION "1.2.0"
+#define SF_CONTRACTS_VERSION "1.3.0"
 #define SF_CONTRACTS_MAJOR 1
 
 /* ------------------------------------------------------------------ attributes */

@@ -7,5 +7,5 @@ change. Dependencies: numpy, h5py and threadpoolctl only (astropy for FITS/table
 and catalogues).
 """
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 CONTRACT_MAJOR = int(__version__.split(".")[0])

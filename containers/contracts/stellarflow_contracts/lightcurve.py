@@ -23,6 +23,10 @@ BTJD_OFFSET = 0.0  # TESS: BJD - 2457000 already
 
 FITS_SUFFIXES = (".fits", ".fit", ".fits.gz", ".fts")
 HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
+# A star's group in a light-curve chunk with this attr holds no arrays: its input file, named
+# by the attr, already is its contract light curve (contracts 1.3.0; docs/contracts.md, 5).
+IN_INPUT_ATTR = "lightcurve_in_input"
+SOURCE_FORMAT_CONTRACT = "stellarflow-hdf5"
 
 
 @dataclass
@@ -66,12 +70,17 @@ def cadence_from_time(time: np.ndarray) -> float:
     return float(np.median(finite) * 86400.0) if finite.size else float("nan")
 
 
-def write_group(group: h5py.Group, lc: LightCurve) -> None:
-    """Write ``lc`` into ``group`` in the contract layout (the group plays the file's root)."""
+def write_attrs(group: h5py.Group, lc: LightCurve) -> None:
+    """The contract's attrs of ``lc`` (star id, cadence, what ingest did) into ``group``."""
     group.attrs["star_id"] = lc.star_id
     group.attrs["cadence_s"] = float(lc.cadence_s)
     for key, value in lc.provenance.items():
         group.attrs[f"ingest_{key}"] = value
+
+
+def write_group(group: h5py.Group, lc: LightCurve) -> None:
+    """Write ``lc`` into ``group`` in the contract layout (the group plays the file's root)."""
+    write_attrs(group, lc)
     g = group.require_group("lightcurve")
     opts = {"compression": "lzf", "shuffle": True} if lc.time.size > 4096 else {}
     for name, data, units in (("time", lc.time.astype(np.float64), "d"),
@@ -79,6 +88,50 @@ def write_group(group: h5py.Group, lc: LightCurve) -> None:
                               ("flux_err", lc.flux_err.astype(np.float64), lc.flux_units),
                               ("quality", lc.quality.astype(np.uint32), "")):
         g.create_dataset(name, data=data, **opts).attrs["units"] = units
+
+
+def write_reference(group: h5py.Group, lc: LightCurve, source_name: str) -> None:
+    """A star of a light-curve chunk whose input file already is ``lc`` in the contract: its
+    attrs, and ``IN_INPUT_ATTR`` (the file's name) instead of a copy of its arrays."""
+    write_attrs(group, lc)
+    group.attrs[IN_INPUT_ATTR] = source_name
+
+
+def is_reference(group: h5py.Group) -> bool:
+    return IN_INPUT_ATTR in group.attrs
+
+
+def chunk_record_sources(record: dict) -> dict[str, list[str]]:
+    """star_id -> paths of the star's light-curve files in a chunk record (ingest's and MSAP1's
+    ``--chunk-file``: ``{chunk_id, stars: [{star_id, lightcurve: {path} or [{path}, ...]}]}``)."""
+    sources = {}
+    for star in record.get("stars", []):
+        given = star.get("lightcurve") or []
+        items = given if isinstance(given, list) else [given]
+        sources[str(star["star_id"])] = [str(i["path"]) for i in items
+                                         if isinstance(i, dict) and i.get("path")]
+    return sources
+
+
+def read_chunk_star(group: h5py.Group, star_id: str,
+                    sources: dict[str, list[str]] | None) -> LightCurve:
+    """A star's light curve from a light-curve chunk: from the chunk itself, or, for a
+    reference (``write_reference``), from the star's input file in ``sources``
+    (``chunk_record_sources``), read as ingest read it. Errors name the star."""
+    if not is_reference(group):
+        return read_group(group, star_id)
+    paths = (sources or {}).get(star_id, [])
+    if len(paths) != 1:
+        raise InputError(star_id, "its light curve is held by its input file "
+                                  f"{_text(group.attrs[IN_INPUT_ATTR])}, which the chunk record "
+                                  "does not give (--chunk-file)")
+    lc = read_any(paths[0])
+    lc.star_id = star_id
+    return lc
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def write_file(path: str | os.PathLike[str], lc: LightCurve) -> None:
@@ -127,7 +180,7 @@ def _read_hdf5(path: Path) -> LightCurve:
         raise
     except (OSError, KeyError, ValueError) as exc:
         raise InputError(path, f"unreadable HDF5 ({exc.__class__.__name__}: {exc})") from None
-    lc.provenance.setdefault("source_format", "stellarflow-hdf5")
+    lc.provenance.setdefault("source_format", SOURCE_FORMAT_CONTRACT)
     return lc
 
 
@@ -299,6 +352,14 @@ def read_many(paths: list[str | os.PathLike[str]]) -> LightCurve:
     return lc
 
 
+def is_hdf5(path: str | os.PathLike[str]) -> bool:
+    """Whether ``read_any`` reads ``path`` as a contract HDF5 light curve (no conversion)."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    return magic == b"\x89HDF\r\n\x1a\n" or p.name.lower().endswith(HDF5_SUFFIXES)
+
+
 def read_any(path: str | os.PathLike[str]) -> LightCurve:
     """Read a contract HDF5, a Kepler/TESS FITS or a plain table; validate it."""
     p = Path(path)
@@ -309,7 +370,7 @@ def read_any(path: str | os.PathLike[str]) -> LightCurve:
     with open(p, "rb") as fh:
         magic = fh.read(8)
     name = p.name.lower()
-    if magic == b"\x89HDF\r\n\x1a\n" or name.endswith(HDF5_SUFFIXES):
+    if is_hdf5(p):
         lc = _read_hdf5(p)
     elif magic.startswith(b"SIMPLE") or name.endswith(FITS_SUFFIXES):
         lc = _read_fits(p)

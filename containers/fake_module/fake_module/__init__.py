@@ -7,4 +7,4 @@
 Deliberately on numpy 1.x while the science modules use numpy 2: the images are independent.
 """
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

@@ -25,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from stellarflow_contracts import conform, profile
+from stellarflow_contracts import conform, lightcurve, profile
 from stellarflow_contracts.chunk import StarContext, run_chunk, write_dataset
 from stellarflow_contracts.errors import InputError
 
@@ -44,13 +44,14 @@ def fakeable() -> dict[str, str]:
     return found
 
 
-def _fill(ctx: StarContext, spec: dict) -> None:
+def _fill(ctx: StarContext, spec: dict, sources: dict[str, list[str]]) -> None:
     out = ctx.out
     if spec["stage"] == "prepared":  # the light curve passes through, normalised
-        lc = ctx.need("lightcurves")
-        if "lightcurve" not in lc:
+        given = ctx.need("lightcurves")
+        if "lightcurve" not in given and not lightcurve.is_reference(given):
             raise InputError(None, f"star {ctx.star_id}: no light curve in the chunk")
-        t, f, e, q = (lc["lightcurve"][k][()] for k in ("time", "flux", "flux_err", "quality"))
+        lc = lightcurve.read_chunk_star(given, ctx.star_id, sources)
+        t, f, e, q = lc.time, lc.flux, lc.flux_err, lc.quality
         good = np.isfinite(t) & np.isfinite(f) & (q == 0)
         level = float(np.median(f[good])) if good.any() else 1.0
         g = out.create_group("prepared")
@@ -67,10 +68,12 @@ def _fill(ctx: StarContext, spec: dict) -> None:
             write_dataset(out, name, np.empty(0, dtype=d["dtype"]), d["units"] or "")
 
 
-def parse(module: str, argv: list[str]) -> tuple[dict[str, Path], Path]:
-    """``--<stage> FILE`` pairs and ``--outdir DIR``: what the module's CWL tool passes."""
+def parse(module: str, argv: list[str]) -> tuple[dict[str, Path], Path, Path | None]:
+    """``--<stage> FILE`` pairs, ``--outdir DIR`` and ``--chunk-file FILE`` (MSAP1's chunk
+    record): what the module's CWL tool passes."""
     inputs: dict[str, Path] = {}
     outdir = Path(".")
+    chunk_file = None
     stages = set(conform.stages())
     it = iter(argv)
     for arg in it:
@@ -81,20 +84,28 @@ def parse(module: str, argv: list[str]) -> tuple[dict[str, Path], Path]:
             continue
         name = arg[2:] if arg.startswith("--") else ""
         value = next(it, None)
-        if value is None or not (name == "outdir" or name in stages):
-            raise InputError(None, f"unexpected argument {arg!r} (a fake takes --outdir and "
-                                   "--<stage> FILE)")
+        if value is None or not (name in ("outdir", "chunk-file") or name in stages):
+            raise InputError(None, f"unexpected argument {arg!r} (a fake takes --outdir, "
+                                   "--chunk-file and --<stage> FILE)")
         if name == "outdir":
             outdir = Path(value)
+        elif name == "chunk-file":
+            chunk_file = Path(value)
         else:
             inputs[name] = Path(value)
-    return inputs, outdir
+    return inputs, outdir, chunk_file
 
 
 def fake(module: str, argv: list[str]) -> Path:
     stage = fakeable()[module]
     spec = conform.spec(stage)
-    inputs, outdir = parse(module, argv)
+    inputs, outdir, chunk_file = parse(module, argv)
+    sources = {}
+    if chunk_file is not None:
+        try:
+            sources = lightcurve.chunk_record_sources(json.loads(chunk_file.read_text()))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise InputError(chunk_file, f"not a chunk record ({exc})") from None
     primary = spec["primary_input"]
     if primary not in inputs:
         raise InputError(None, f"--{primary} is required (the primary input of {module})")
@@ -109,7 +120,7 @@ def fake(module: str, argv: list[str]) -> Path:
             fout.attrs[key] = 0 if want == "int" else ""
 
     out = run_chunk(module="fake_module", version=__version__, stage=stage, inputs=inputs,
-                    primary=primary, outdir=outdir, process=lambda ctx: _fill(ctx, spec),
+                    primary=primary, outdir=outdir, process=lambda ctx: _fill(ctx, spec, sources),
                     finish=finish)
     if stage == "prepared":  # MSAP1's tool also returns the count that gates MSAP3
         with h5py.File(out, "r") as f:
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 def _write_profile(module: str, argv: list[str], status: int) -> None:
     """The step profile every module writes (stellarflow_contracts.profile), as this fake."""
     try:
-        inputs, outdir = parse(module, argv)
+        inputs, outdir, _ = parse(module, argv)
     except (InputError, SystemExit):
         return
     profile.write(module="fake_module", version=__version__, exit_status=status, outdir=outdir,

@@ -1,7 +1,12 @@
 """Ingest: a chunk of stars (FITS, text table or contract HDF5) -> one chunk file of contract
 light curves. A star may have several files (quarters, sectors): each is divided by its own
 median and they are stitched in time order (``lightcurve.stitch``). A star whose file is
-missing or bad becomes a failed row; the chunk goes on."""
+missing or bad becomes a failed row; the chunk goes on.
+
+With ``--refer-to-contract-inputs`` a star whose light curve is one file already in the contract
+(HDF5) is validated but not copied: its group holds the attrs and ``lightcurve_in_input``, and
+the next stage reads the input file (``lightcurve.read_chunk_star``), given the same chunk
+record. The chunk then no longer repeats the inputs (contracts 1.3.0)."""
 
 from __future__ import annotations
 
@@ -28,12 +33,13 @@ from stellarflow_contracts.errors import InputError
 from stellarflow_contracts.pool import StarPool
 
 MODULE = "ingest"
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 
-def ingest_star(star: dict) -> tuple[bytes, str, str, float]:
+def ingest_star(star: dict, refer: bool = False) -> tuple[bytes, str, str, float]:
     """One star's contract light curve, written into an in-memory HDF5 file (its image), with
-    its status, error and CPU time. A missing or bad file is a failed star, not an exception."""
+    its status, error and CPU time. A missing or bad file is a failed star, not an exception.
+    ``refer``: a single contract HDF5 input is validated and referred to, not copied."""
     sid = star["star_id"]
     t0 = time.process_time()
     with h5py.File(f"{sid}.mem", "w", driver="core", backing_store=False) as mem:
@@ -49,7 +55,10 @@ def ingest_star(star: dict) -> tuple[bytes, str, str, float]:
             else:
                 lc = lightcurve.read_any(lcfile["path"])
             lc.star_id = sid  # the manifest's id is authoritative
-            lightcurve.write_group(g, lc)
+            if refer and isinstance(lcfile, dict) and lightcurve.is_hdf5(lcfile["path"]):
+                lightcurve.write_reference(g, lc, Path(lcfile["path"]).name)
+            else:
+                lightcurve.write_group(g, lc)
             status, error = STATUS_OK, ""
         except Exception as exc:  # star-level: record and go on
             for key in list(g.keys()):
@@ -63,9 +72,9 @@ def ingest_star(star: dict) -> tuple[bytes, str, str, float]:
     return image, status, error, time.process_time() - t0
 
 
-def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
+def ingest_chunk(chunk: dict, observation_id: str, outdir: Path, refer: bool = False) -> Path:
     """The chunk's stars are read in worker processes (stellarflow_contracts.pool) and copied
-    into the chunk file in the manifest's order of stars."""
+    into the chunk file in the manifest's order of stars (``refer``: see the module's doc)."""
     chunk_id = chunk["chunk_id"]
     stars = chunk["stars"]
     out_path = outdir / f"{chunk_id}.lightcurves.h5"
@@ -75,7 +84,8 @@ def ingest_chunk(chunk: dict, observation_id: str, outdir: Path) -> Path:
         for item in lcfile if isinstance(lcfile, list) else [lcfile]:
             if isinstance(item, dict) and item.get("path"):
                 profile.note_input(item["path"], "lightcurve", star["star_id"])
-    with StarPool(lambda _state, star: ingest_star(star), lambda: None, len(stars)) as pool, \
+    with StarPool(lambda _state, star: ingest_star(star, refer), lambda: None,
+                  len(stars)) as pool, \
             h5py.File(out_path, "w") as f:
         write_root_attrs(f, chunk_id=chunk_id, observation_id=observation_id, stage="lightcurves",
                          ids=ids, module=MODULE, version=__version__)
@@ -106,6 +116,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     # One command-line argument holds at most 128 KiB on Linux: ~300 stars of a chunk record.
     given.add_argument("--chunk-file", type=Path,
                        help="a file holding the chunk record as JSON (any number of stars)")
+    p.add_argument("--refer-to-contract-inputs", action="store_true",
+                   help="do not copy a light curve whose one input file is already a contract "
+                        "HDF5: record it (lightcurve_in_input) for the next stage to read "
+                        "with the same chunk record")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -121,7 +135,7 @@ def _run(args: argparse.Namespace) -> None:
         chunk = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(where, f"invalid JSON: {exc.msg}") from None
-    ingest_chunk(chunk, args.observation_id, args.outdir)
+    ingest_chunk(chunk, args.observation_id, args.outdir, refer=args.refer_to_contract_inputs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,11 +4,15 @@ The prepared light curve keeps what later stages measure: oscillations (minutes)
 (hours) and rotation (days). Detrending is therefore gentle: each segment between long gaps is
 divided by its own linear trend, which removes instrumental offsets and drifts between
 segments but not stellar signals shorter than the segment.
+
+A star that ingest left in its input file (``lightcurve_in_input``, contracts 1.3.0) is read
+from that file, found through the chunk record (``--chunk-file``, the record ingest was given).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -18,17 +22,20 @@ import h5py
 import numpy as np
 from astropy.stats import mad_std, sigma_clip
 
-from stellarflow_contracts import lightcurve, solar
+from stellarflow_contracts import lightcurve, profile, solar
 from stellarflow_contracts.chunk import (
     StarContext,
     attr_float,
     module_main,
+    open_chunk,
     run_chunk,
+    star_ids,
     write_dataset,
 )
+from stellarflow_contracts.errors import InputError
 
 MODULE = "msap1_preparation"
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 SEGMENT_GAP_D = 0.5  # a gap longer than this starts a new detrending segment
 CLIP_SIGMA_UPPER = 4.0  # cosmic rays and unflagged outliers are upward; transits are not clipped
@@ -135,9 +142,9 @@ def seismic_candidate(teff: float, logg: float, cadence_s: float) -> bool:
     return not (np.isfinite(teff) and teff > TEFF_MAX_SOLAR_LIKE_K)
 
 
-def process(ctx: StarContext) -> None:
+def process(ctx: StarContext, sources: dict[str, list[str]] | None = None) -> None:
     src = ctx.need("lightcurves")
-    lc = lightcurve.read_group(src, ctx.star_id)
+    lc = lightcurve.read_chunk_star(src, ctx.star_id, sources)
     prep = prepare(lc)
     out = ctx.out
     teff, logg, feh = (attr_float(src, k) for k in ("teff", "logg", "feh"))
@@ -163,12 +170,34 @@ def _count_candidates(fout: h5py.File) -> None:
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lightcurves", type=Path, required=True, help="chunk file from ingest")
+    p.add_argument("--chunk-file", type=Path,
+                   help="the chunk record ingest was given (JSON): where the stars that ingest "
+                        "left in their input files (lightcurve_in_input) are read")
+
+
+def read_sources(chunk_file: Path | None, lightcurves: Path) -> dict[str, list[str]]:
+    """Star id -> input files, from the chunk record; the files read for referred stars are
+    noted as the step's inputs (its profile, for the lineage)."""
+    if chunk_file is None:
+        return {}
+    try:
+        sources = lightcurve.chunk_record_sources(json.loads(chunk_file.read_text()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(chunk_file, f"not a chunk record ({exc})") from None
+    with open_chunk(lightcurves) as f:
+        for sid in star_ids(f):
+            if sid in f["stars"] and lightcurve.is_reference(f["stars"][sid]):
+                for path in sources.get(sid, []):
+                    profile.note_input(path, "lightcurve", sid)
+    return sources
 
 
 def _run(args: argparse.Namespace) -> None:
+    sources = read_sources(args.chunk_file, args.lightcurves)
     out = run_chunk(module=MODULE, version=__version__, stage="prepared",
                     inputs={"lightcurves": args.lightcurves}, primary="lightcurves",
-                    outdir=args.outdir, process=process, finish=_count_candidates)
+                    outdir=args.outdir, process=functools.partial(process, sources=sources),
+                    finish=_count_candidates)
     # A small JSON beside the chunk so the workflow can decide whether MSAP3 runs (CWL `when`).
     with h5py.File(out, "r") as f:
         n = int(f.attrs["n_seismic_candidates"])

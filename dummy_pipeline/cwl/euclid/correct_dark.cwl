@@ -3,7 +3,7 @@ class: CommandLineTool
 id: correct_dark
 doc: "Subtract the matching cut of the master dark from one piece."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.1.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}

@@ -3,7 +3,7 @@ class: CommandLineTool
 id: correct_flat
 doc: "Divide one piece by the matching cut of the master flat."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.1.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}

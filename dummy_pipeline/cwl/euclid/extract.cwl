@@ -3,7 +3,7 @@ class: CommandLineTool
 id: extract
 doc: "Detect sources (threshold, aperture photometry): a catalogue and a quality file."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.1.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}

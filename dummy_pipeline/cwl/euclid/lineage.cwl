@@ -3,7 +3,7 @@ class: CommandLineTool
 id: lineage
 doc: "Link the step records by checksum into one lineage tree per final output."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.1.0}
 requirements:
   InlineJavascriptRequirement: {}
   ResourceRequirement: {coresMin: 1, ramMin: 256}

@@ -3,7 +3,7 @@ class: CommandLineTool
 id: split_images
 doc: "Split a FITS frame into n_side x n_side pieces (offsets kept in the header)."
 hints:
-  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.0.0}
+  DockerRequirement: {dockerPull: localhost/stellarflow/fake_module:1.1.0}
 requirements:
   ResourceRequirement: {coresMin: 1, ramMin: 256}
   ToolTimeLimit: {timelimit: 300}

@@ -26,7 +26,7 @@ requirements:
     cudaDeviceCountMin: 1
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/fake_module:1.0.0
+    dockerPull: localhost/stellarflow/fake_module:1.1.0
 baseCommand:
 - fake_module
 arguments:

@@ -22,7 +22,7 @@ requirements:
     timelimit: $(inputs.walltime_s)
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/fake_module:1.0.0
+    dockerPull: localhost/stellarflow/fake_module:1.1.0
 baseCommand:
 - fake_module
 arguments:
