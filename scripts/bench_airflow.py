@@ -129,9 +129,12 @@ def sas_plan(job: dict[str, Any], images: dict[str, str], work: Path, outdir: Pa
             return tid
 
         # The chunk record travels in a file, as the CWL tool passes it.
+        # As the CWL tools: ingest refers to contract inputs, MSAP1 reads them via the record.
         step("ingest", ["--observation-id", job["observation_id"], "--chunk-file",
-                        str(base / "chunk.json")], [], [base / "chunk.json"])
-        step("msap1_preparation", ["--lightcurves", str(lc)], ["ingest"], [lc])
+                        str(base / "chunk.json"), "--refer-to-contract-inputs"], [],
+             [base / "chunk.json"])
+        step("msap1_preparation", ["--lightcurves", str(lc), "--chunk-file",
+                                   str(base / "chunk.json")], ["ingest"], [lc, base / "chunk.json"])
         step("msap4_rotation", ["--prepared", str(prep)], ["msap1_preparation"], [prep])
         # Only where a solar-like excess is plausible (the CWL step's `when`).
         step("msap3_seismology", ["--prepared", str(prep)], ["msap1_preparation"], [prep],
@@ -147,11 +150,12 @@ def sas_plan(job: dict[str, Any], images: dict[str, str], work: Path, outdir: Pa
              ["msap5_stellar_parameters"], [prep, par])
         step("star_products", ["--lightcurves", str(lc), "--prepared", str(prep), "--rotation",
                                str(rot), "--parameters", str(par), "--transit", str(tr),
-                               "--figures", figures],
+                               "--figures", figures, "--lightcurve", "link"],
              ["transit_search", "msap4_rotation", "msap3_seismology"],
              [lc, prep, rot, seis, par, tr], tail=seis_arg, trigger_rule="none_failed")
         rows.append(d["star_products"] / f"{chunk_id}.rows.ecsv")
-    # The catalogue, then the products moved into the output folder (Toil's --moveOutputs).
+    # The catalogue, then the products moved into the output folder (Toil's --moveOutputs), with
+    # the prepared chunk files their light curves link into (the CWL tool's default, `link`).
     cat_dir = work / "catalogue"
     cat_tmp = work / "catalogue-tmp"
     run = podman_run(images["catalogue"], ["catalogue", "--outdir", str(cat_dir),
@@ -161,8 +165,9 @@ def sas_plan(job: dict[str, Any], images: dict[str, str], work: Path, outdir: Pa
     out = shlex.quote(str(outdir))
     collect = (f"mkdir -p {out} && mv {shlex.quote(str(cat_dir))}/catalogue.ecsv "
                f"{shlex.quote(str(cat_dir))}/report.html {out}/ && "
-               f"find {shlex.quote(str(work))} -path '*/star_products/*' "
-               f"\\( -name '*.product.h5' -o -name '*.png' \\) -exec mv -t {out} {{}} +")
+               f"find {shlex.quote(str(work))} \\( -path '*/star_products/*' "
+               f"\\( -name '*.product.h5' -o -name '*.png' \\) -o -path '*/msap1_preparation/*' "
+               f"-name '*.prepared.h5' \\) -exec mv -t {out} {{}} +")
     tasks.append({"task_id": "catalogue",
                   "bash_command": (f"set -euo pipefail; mkdir -p {shlex.quote(str(cat_dir))} "
                                    f"{shlex.quote(str(cat_tmp))}; {run}; {collect}"),

@@ -128,6 +128,32 @@ def test_contract_failure_names_the_dataset_and_the_units(tmp_path: Path) -> Non
         check.check_contract()
 
 
+def test_contract_of_a_product_linking_its_light_curve(tmp_path: Path) -> None:
+    """star_products --lightcurve link: the links are checked as links while the chunk file is
+    not beside the product (a tool's outputs), and followed once it is."""
+    check = check_of("star_products")
+    prepared = REPO / "containers" / "star_products" / "tests" / "data" / "chunk-0000.prepared.h5"
+    product = tmp_path / "star00000.product.h5"
+    with h5py.File(product, "w") as f:
+        f.attrs.update(star_id="star00000", status="ok", error="", lightcurve_file=prepared.name)
+        f.create_group("provenance")
+        f.create_dataset("lightcurve/quality", data=[0]).attrs["units"] = ""
+        for k in ("time", "flux", "flux_err"):
+            f[f"lightcurve/{k}"] = h5py.ExternalLink(prepared.name,
+                                                     f"/stars/star00000/prepared/{k}")
+    check.outputs = {"p": {"class": "File", "path": str(product),
+                           "format": modulekit.PRODUCT_FORMAT}}
+    assert check.check_contract() == "1 files conform"
+    shutil.copy(prepared, tmp_path)
+    assert check.check_contract() == "1 files conform"
+    with h5py.File(product, "a") as f:
+        del f["lightcurve/flux"]
+        f["lightcurve/flux"] = h5py.ExternalLink(prepared.name, "/stars/star00001/prepared/flux")
+    with pytest.raises(modulekit.CheckFailed, match=r"lightcurve/flux links to chunk-0000\."
+                       r"prepared\.h5:/stars/star00001/prepared/flux, expected"):
+        check.check_contract()
+
+
 def test_bad_star_failure_when_no_star_fails_here(tmp_path: Path) -> None:
     check = check_of("msap4_rotation")
     summary = tmp_path / "s.json"

@@ -173,6 +173,8 @@ def test_products_and_report(toil_out: Path) -> None:
             assert f.attrs["status"] == v["status"]
             if v["status"] != "ok":
                 continue
+            # Its light curve links into its chunk's prepared file, delivered beside it.
+            assert (toil_out / f.attrs["lightcurve_file"]).is_file()
             assert {"ingest", "msap1_preparation", "msap4_rotation",
                     "msap5_stellar_parameters", "transit_search", "star_products"} <= {
                 f["provenance"][s].attrs["module"] for s in f["provenance"]}

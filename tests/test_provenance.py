@@ -72,6 +72,9 @@ def test_toil_run_crate(toil_out: Path) -> None:
     outputs = sorted(p.name for p in toil_out.iterdir() if p.is_file() and
                      p.name != provenance.METADATA)
     assert len([n for n in outputs if n.endswith(".product.h5")]) == 3
+    # MSAP1's chunk files are delivered too: the products' light curves link into them
+    assert [n for n in outputs if n.endswith(".prepared.h5")] == [
+        "chunk-0000.prepared.h5", "chunk-0001.prepared.h5"]
     for name in outputs:
         assert g[name]["sha256"] == provenance.sha256_file(toil_out / name), name
     inputs = [e for i, e in g.items() if i.startswith("file://") and "identifier" in e]
@@ -112,6 +115,9 @@ def test_lineage_of_a_product(toil_out: Path, capsys: pytest.CaptureFixture[str]
     for tool in ("ingest", "msap1_preparation", "msap4_rotation", "msap5_stellar_parameters",
                  "transit_search"):
         assert f'"tool": "{tool}"' in text, tool
+    prepared = lineage.lineage(toil_out / "chunk-0001.prepared.h5")  # made by MSAP1
+    assert prepared["made_by"]["tool"] == "msap1_preparation" and "star" not in prepared
+    assert any(n["file"] == "chunk-0001.prepared.h5" for n in nodes(tree))  # the product's input
     assert cli.main(["lineage", str(toil_out / "catalogue.ecsv"), "--star", "star00001"]) == 0
     out = capsys.readouterr().out
     assert "made by catalogue" in out and "made by ingest" in out and "star00001.h5" in out

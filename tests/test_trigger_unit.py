@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -123,7 +124,23 @@ def test_split_restores_ids_and_products(tmp_path: Path) -> None:
         (final / f"{sid}.png").write_text(sid)
         (final / f"{sid}.product.h5").write_text(sid)
     (final / "report.html").write_text("merged")
+    # Chunk files the products link into: chunk-0000 holds both members' stars, chunk-0001 o2's.
+    for chunk, sids in (("chunk-0000", ["m0-a", "m1-a"]), ("chunk-0001", ["m1-b"])):
+        with h5py.File(final / f"{chunk}.prepared.h5", "w") as f:
+            f.attrs["chunk_id"] = chunk
+            f.attrs["star_ids"] = np.array(sids, dtype=h5py.string_dtype())
+            for sid in sids:
+                f.create_dataset(f"stars/{sid}/prepared/time", data=np.arange(3.0))
     out = runner.split_and_publish(run_dir, b, tmp_path / "out", tmp_path / "replaced")
+    for obs, chunks in (("o1", {"chunk-0000": ["m0-a"]}),
+                        ("o2", {"chunk-0000": ["m1-a"], "chunk-0001": ["m1-b"]})):
+        folder = tmp_path / "out" / obs
+        assert sorted(p.name for p in folder.glob("*prepared.h5")) == [
+            f"{c}.prepared.h5" for c in chunks]  # the name the products' links use
+        for chunk, sids in chunks.items():
+            with h5py.File(folder / f"{chunk}.prepared.h5") as f:
+                assert list(f["stars"]) == sids and list(f.attrs["star_ids"]) == sids
+                assert f.attrs["chunk_id"] == chunk and f[f"stars/{sids[0]}/prepared/time"][2] == 2
     assert set(out) == {"o1", "o2"}
     t1 = read_catalogue(tmp_path / "out" / "o1" / "catalogue.ecsv")
     t2 = read_catalogue(tmp_path / "out" / "o2" / "catalogue.ecsv")

@@ -6,7 +6,8 @@ label: Per-star products and catalogue rows of a chunk
 doc: |
   Writes a product HDF5 (prepared light curve, periodogram, PSD, BLS, parameters with
   uncertainties, provenance of every module) and a PNG per star (or only for the notable ones:
-  `figures`), and the chunk's catalogue rows.
+  `figures`), and the chunk's catalogue rows. By default (`lightcurve: link`) a product's light
+  curve is external links into the `prepared` chunk file, which must be delivered beside it.
 
 $namespaces:
   s: https://schema.org/
@@ -15,7 +16,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/star_products:1.2.0
+    dockerPull: localhost/stellarflow/star_products:1.3.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1536
@@ -69,6 +70,14 @@ inputs:
     label: Which stars get a PNG
     doc: all (default), notable (failed stars and transit candidates) or none; every star gets its product HDF5
     inputBinding: {prefix: --figures}
+  lightcurve:
+    type:
+      type: enum
+      symbols: [link, copy]
+    default: link
+    label: How a product holds its light curve
+    doc: "link (default): time, flux and flux_err are HDF5 external links into the prepared chunk file (by its base name: deliver it beside the products, root attr lightcurve_file); copy: the product holds them"
+    inputBinding: {prefix: --lightcurve}
 
 outputs:
   products:
@@ -102,7 +111,7 @@ outputs:
     doc: "<chunk_id>.rows.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "*.rows.profile.json"}
 
-s:softwareVersion: 1.2.0
+s:softwareVersion: 1.3.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

@@ -7,8 +7,10 @@ doc: |
   Splits the observation's stars into chunks, runs every MSAP stage on each chunk (scatter over
   chunks, not stars), and assembles the catalogue and the report. A star that fails inside a
   tool becomes a failed catalogue row with its error; the rest of its chunk goes on.
-  Outputs: catalogue.ecsv, report.html, <star_id>.product.h5 and <star_id>.png per star, and
-  the profile of every step (*.profile.json: stellarflow run keeps them with the run's record).
+  Outputs: catalogue.ecsv, report.html, <star_id>.product.h5 and <star_id>.png per star,
+  <chunk_id>.prepared.h5 per chunk (the products' light curves are external links into it: it
+  must stay beside them), and the profile of every step (*.profile.json: stellarflow run keeps
+  them with the run's record).
 
 $namespaces:
   s: https://schema.org/
@@ -68,7 +70,7 @@ steps:
             }
             return chunks;
           }
-    out: [products, plots, rows, profiles]
+    out: [products, prepared, plots, rows, profiles]
   assemble:
     run: ../tools/catalogue.cwl
     in:
@@ -96,6 +98,15 @@ outputs:
     label: Product HDF5 per star
     doc: Per chunk, the product HDF5 of each star
     outputSource: analyse/products
+  lightcurves_prepared:
+    type: File[]
+    format: sf:chunk-hdf5
+    label: Prepared light curves per chunk
+    doc: |
+      <chunk_id>.prepared.h5 per chunk (MSAP1). The products' /lightcurve/{time,flux,flux_err}
+      are HDF5 external links into it by its base name: it lands in the same folder as the
+      products and must travel with them
+    outputSource: analyse/prepared
   plots:
     type:
       type: array

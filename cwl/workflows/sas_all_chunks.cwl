@@ -44,7 +44,7 @@ steps:
       observation_id: observation_id
       chunk: chunks
       figures: figures
-    out: [products, plots, rows, profiles]
+    out: [products, prepared, plots, rows, profiles]
 
 outputs:
   products:
@@ -55,6 +55,12 @@ outputs:
     label: Product HDF5 per star
     doc: Per chunk, the product HDF5 of each star
     outputSource: analyse/products
+  prepared:
+    type: File[]
+    format: sf:chunk-hdf5
+    label: Prepared light curves per chunk
+    doc: Per chunk, <chunk_id>.prepared.h5, into which its products' light curves link
+    outputSource: analyse/prepared
   plots:
     type:
       type: array

@@ -436,9 +436,35 @@ def _product_problems(path: Path) -> list[str]:
         if "provenance" not in f:
             problems.append("no /provenance group")
         if _text(f.attrs.get("status", "")) == "ok":
-            problems += [f"dataset lightcurve/{k} missing or without units" for k in
-                         ("time", "flux", "flux_err", "quality")
-                         if f"lightcurve/{k}" not in f or "units" not in f[f"lightcurve/{k}"].attrs]
+            problems += _lightcurve_problems(f, path.parent)
+    return problems
+
+
+def _lightcurve_problems(f: Any, folder: Path) -> list[str]:
+    """An ok product's /lightcurve: datasets with units, or (time, flux, flux_err) external
+    links into its root attr ``lightcurve_file`` (star_products --lightcurve link), followed only
+    when that file is beside the product: a tool's outputs do not hold it."""
+    import h5py
+
+    linked = _text(f.attrs.get("lightcurve_file", ""))
+    problems = []
+    for k in ("time", "flux", "flux_err", "quality"):
+        name = f"lightcurve/{k}"
+        link = f.get(name, getlink=True)
+        if isinstance(link, h5py.ExternalLink):
+            want = (linked, f"/stars/{_text(f.attrs.get('star_id', ''))}/prepared/{k}")
+            if k == "quality" or (link.filename, link.path) != want:
+                problems.append(f"{name} links to {link.filename}:{link.path}, expected "
+                                f"{want[0] or '(no root attr lightcurve_file)'}:{want[1]}")
+                continue
+            if not (folder / linked).is_file():
+                continue
+        try:
+            ok = link is not None and "units" in f[name].attrs
+        except KeyError:  # a link whose target is not there
+            ok = False
+        if not ok:
+            problems.append(f"dataset {name} missing or without units")
     return problems
 
 

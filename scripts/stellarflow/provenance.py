@@ -762,6 +762,11 @@ class CrateBuilder:
                 "actionStatus": {"@id": "http://schema.org/CompletedActionStatus"}})
             sub["object"] = [e for s in dict.fromkeys(stars) for e in stars_lc.get(s, [])]
             result = list(last.get("result") or [])
+            # The chunk also returns earlier steps' files that the run delivers: MSAP1's
+            # prepared light curves, into which the products link.
+            delivered = {e.id for e in self.files.values()}
+            result += [e for _, a in rec_actions[:-1] for e in a.get("result") or []
+                       if e.id in delivered and e not in result]
             sub["result"] = result
             every_result += result
             controls.append(self.entity(f"#{tag}-{chunk}-step", {

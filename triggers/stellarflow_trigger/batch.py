@@ -6,9 +6,11 @@ k > 1 manifests is observation ``batch-<run id>``; star ids are rewritten ``m<k>
 injective mapping kept in the run's batch.json. After the run, the catalogue is split back per
 manifest (original star ids restored) into OUTDIR/<observation_id>/catalogue.ecsv, per-star
 products named after a star id move with their star (renamed back), and run-wide files (the report)
-get a per-observation report.html (the catalogue module's write_report); any other run-wide file
-is copied into every observation's folder under a ``batch-`` prefix. Each observation gets its
-own RO-Crate of its share of the run (stellarflow.provenance.member_crate).
+get a per-observation report.html (the catalogue module's write_report); a chunk's prepared light
+curves (``<chunk_id>.prepared.h5``, which the products' light curves link to by that name) go,
+under the same name and cut down to its stars, to each observation with stars in the chunk; any
+other run-wide file is copied into every observation's folder under a ``batch-`` prefix. Each
+observation gets its own RO-Crate of its share of the run (stellarflow.provenance.member_crate).
 """
 
 from __future__ import annotations
@@ -80,6 +82,30 @@ def _unmap(text: str, star_ids: dict[str, str]) -> str:
     return text
 
 
+PREPARED_SUFFIX = ".prepared.h5"  # MSAP1's chunk files: the products' light curves link in
+
+
+def split_prepared(src: Path, members: list[dict[str, Any]], tmp: Path) -> None:
+    """Each member with stars in the chunk file ``src`` gets a copy of it, under the same name
+    (its products' external links name it), holding only its own stars (batch ids kept: the
+    links' paths use them)."""
+    import h5py
+    import numpy as np
+
+    with h5py.File(src, "r") as f:
+        order = [str(b) for b in f.attrs["star_ids"]] if "star_ids" in f.attrs else list(f["stars"])
+        for m in members:
+            mine = [bid for bid in order if bid in m["star_ids"] and bid in f["stars"]]
+            if not mine:
+                continue
+            with h5py.File(tmp / m["observation_id"] / src.name, "w") as out:
+                out.attrs.update(f.attrs)
+                out.attrs["star_ids"] = np.array(mine, dtype=h5py.string_dtype())
+                stars = out.create_group("stars")
+                for bid in mine:
+                    f.copy(f["stars"][bid], stars, name=bid)
+
+
 def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     """Write per-observation folders split_dir/<observation_id>/ from a merged run's outputs."""
     import numpy as np
@@ -118,6 +144,9 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     for entry in sorted(final.iterdir()):
         if entry.name in ("catalogue.ecsv", "report.html", METADATA, PROV_DIR):
             continue  # the crate: one per observation, below
+        if entry.name.endswith(PREPARED_SUFFIX) and entry.is_file():
+            split_prepared(entry, members, tmp)
+            continue
         owner = _owner(entry.name, ids)
         if owner is not None:
             k, _, new_name = owner

@@ -3,6 +3,11 @@
 The product HDF5 is itself a light-curve contract file (root attrs star_id, cadence_s; group
 /lightcurve holding the PREPARED light curve), plus /periodogram, /psd, /bls, /parameters (values
 with uncertainties) and /provenance/<stage> (module, version, image, host) for every module.
+``--lightcurve`` says how /lightcurve holds it: ``copy`` (the default) copies time, flux and
+flux_err into the product; ``link`` makes them HDF5 external links into the prepared chunk file
+(``--prepared``, named by its base name, so it must lie beside the product; root attr
+``lightcurve_file``): the run then stores each light curve once. ``quality`` is in the product
+either way.
 A stage made by a contract-conformant fake (root attr ``fake_of`` of its chunk file) is marked
 ``fake = 1`` in the product's provenance and listed in the rows' ``fake_stages`` metadata.
 A star whose products cannot be written becomes a failed row; the rest of the chunk goes on.
@@ -49,8 +54,10 @@ from stellarflow_contracts.errors import InputError
 from stellarflow_contracts.pool import StarPool
 
 MODULE = "star_products"
-__version__ = "1.2.0"
+__version__ = "1.3.0"
 FIGURES = ("all", "notable", "none")
+LIGHTCURVES = ("copy", "link")
+LIGHTCURVE_FILE = "lightcurve_file"  # product root attr: the file its light curve links into
 NO_FIGURE_META = "no_figure"  # rows metadata: star ids without a PNG (read by the catalogue)
 STAGES = ("lightcurves", "prepared", "rotation", "seismology", "parameters", "transit")
 
@@ -93,7 +100,10 @@ def star_status(groups: dict[str, h5py.Group | None]) -> tuple[str, str]:
 
 
 def write_product(path: Path, sid: str, observation_id: str, status: str, error: str,
-                  groups: dict[str, h5py.Group | None], files: dict[str, h5py.File]) -> None:
+                  groups: dict[str, h5py.Group | None], files: dict[str, h5py.File],
+                  link: str | None = None) -> None:
+    """``link``: the prepared chunk file's base name, to link the light curve into (else it is
+    copied)."""
     prep = groups.get("prepared")
     if status == STATUS_OK and (prep is None or "prepared" not in prep):
         raise InputError(None, "prepared: no prepared light curve for this star (chunk contract)")
@@ -110,8 +120,16 @@ def write_product(path: Path, sid: str, observation_id: str, status: str, error:
             lc.attrs["description"] = "prepared light curve (MSAP1): relative flux, median 1"
             n = prep["prepared/time"].shape[0]
             for name, units in (("time", "d"), ("flux", ""), ("flux_err", "")):
-                write_dataset(lc, name, prep["prepared"][name][()], units)
+                src = prep["prepared"][name]
+                if link is None:
+                    write_dataset(lc, name, src[()], units)
+                    continue
+                if "units" not in src.attrs:  # a link shows the target's attrs, not ours
+                    raise InputError(None, f"prepared: {name} has no units (chunk contract)")
+                lc[name] = h5py.ExternalLink(link, src.name)
             write_dataset(lc, "quality", np.zeros(n, np.uint32), "")
+            if link is not None:
+                f.attrs[LIGHTCURVE_FILE] = link
         for stage, group in (("rotation", "periodogram"), ("seismology", "psd"),
                              ("transit", "bls")):
             g = groups.get(stage)
@@ -235,16 +253,17 @@ def wants_figure(figures: str, status: str, groups: dict[str, h5py.Group | None]
 
 
 def product_of_star(files: dict[str, h5py.File], sid: str, observation_id: str, figures: str,
-                    outdir: Path) -> tuple[dict, bool]:
+                    outdir: Path, link: str | None = None) -> tuple[dict, bool]:
     """Write one star's product HDF5 (and PNG); return its catalogue row and whether it has a
-    PNG. A star whose products cannot be written becomes a failed row."""
+    PNG. A star whose products cannot be written becomes a failed row. ``link``: as in
+    write_product."""
     t0 = time.process_time()
     groups = {stage: _star(files, stage, sid) for stage in STAGES}
     status, error = star_status(groups)
     product, figure = outdir / f"{sid}.product.h5", outdir / f"{sid}.png"
     with quiet_numerics():
         try:
-            write_product(product, sid, observation_id, status, error, groups, files)
+            write_product(product, sid, observation_id, status, error, groups, files, link)
             if wants_figure(figures, status, groups):
                 plot_star(figure, sid, status, error, groups)
         except Exception as exc:  # one failing star never fails its chunk
@@ -264,11 +283,18 @@ def product_of_star(files: dict[str, h5py.File], sid: str, observation_id: str, 
     return row, figure.exists()
 
 
-def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = "all") -> Path:
+def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = "all",
+                   lightcurve: str = "copy") -> Path:
     if figures not in FIGURES:
         raise InputError(None, f"--figures must be one of {', '.join(FIGURES)}, got {figures!r}")
-    if inputs.get("prepared") is None:
+    if lightcurve not in LIGHTCURVES:
+        raise InputError(None, f"--lightcurve must be one of {', '.join(LIGHTCURVES)}, got "
+                               f"{lightcurve!r}")
+    prepared = inputs.get("prepared")
+    if prepared is None:
         raise InputError(None, "no prepared chunk file given")
+    # A relative name: HDF5 looks for it in the product's own folder, wherever that goes.
+    link = Path(prepared).name if lightcurve == "link" else None
 
     with open_chunk(inputs["prepared"]) as f:  # closed again before the workers are forked
         chunk_id = attr_str(f, "chunk_id")
@@ -278,7 +304,7 @@ def build_products(inputs: dict[str, Path | None], outdir: Path, figures: str = 
         load_matplotlib()  # once, before the workers are forked: they share it
 
     def one_star(files: dict[str, h5py.File], sid: str) -> tuple[dict, bool]:
-        return product_of_star(files, sid, observation_id, figures, outdir)
+        return product_of_star(files, sid, observation_id, figures, outdir, link)
 
     with StarPool(one_star, lambda: open_chunks(inputs, ExitStack()), len(ids)) as stars_pool, \
             ExitStack() as stack:
@@ -323,11 +349,15 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", choices=FIGURES, default="all",
                    help="which stars get a PNG: all (default), notable (failed stars and "
                         "transit candidates) or none; every star gets its product HDF5")
+    p.add_argument("--lightcurve", choices=LIGHTCURVES, default="copy",
+                   help="copy (default): the product holds the prepared light curve; link: its "
+                        "time, flux and flux_err are HDF5 external links into the --prepared "
+                        "file, which must then lie beside the products")
 
 
 def _run(args: argparse.Namespace) -> None:
     build_products({stage: getattr(args, stage) for stage in STAGES}, args.outdir,
-                   figures=args.figures)
+                   figures=args.figures, lightcurve=args.lightcurve)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -240,7 +240,9 @@ def files(run: Run) -> list[dict[str, str]]:
                 continue
             kind = ("catalogue" if p.name == "catalogue.ecsv" else
                     "report" if p.name == "report.html" else
-                    "figure" if p.suffix == ".png" else "product")
+                    "figure" if p.suffix == ".png" else
+                    # the products' light curves link into these: they go together
+                    "light curves" if p.name.endswith(".prepared.h5") else "product")
             found.append({"name": p.name, "kind": kind})
     return found
 
