@@ -129,8 +129,10 @@ def test_split_restores_ids_and_products(tmp_path: Path) -> None:
         with h5py.File(final / f"{chunk}.prepared.h5", "w") as f:
             f.attrs["chunk_id"] = chunk
             f.attrs["star_ids"] = np.array(sids, dtype=h5py.string_dtype())
+            f.attrs["n_seismic_candidates"] = len(sids)
             for sid in sids:
                 f.create_dataset(f"stars/{sid}/prepared/time", data=np.arange(3.0))
+                f[f"stars/{sid}"].attrs.update({"status": "ok", "seismic_candidate": 1})
     out = runner.split_and_publish(run_dir, b, tmp_path / "out", tmp_path / "replaced")
     for obs, chunks in (("o1", {"chunk-0000": ["m0-a"]}),
                         ("o2", {"chunk-0000": ["m1-a"], "chunk-0001": ["m1-b"]})):
@@ -141,6 +143,7 @@ def test_split_restores_ids_and_products(tmp_path: Path) -> None:
             with h5py.File(folder / f"{chunk}.prepared.h5") as f:
                 assert list(f["stars"]) == sids and list(f.attrs["star_ids"]) == sids
                 assert f.attrs["chunk_id"] == chunk and f[f"stars/{sids[0]}/prepared/time"][2] == 2
+                assert f.attrs["n_seismic_candidates"] == len(sids)  # its own stars' count
     assert set(out) == {"o1", "o2"}
     t1 = read_catalogue(tmp_path / "out" / "o1" / "catalogue.ecsv")
     t2 = read_catalogue(tmp_path / "out" / "o2" / "catalogue.ecsv")

@@ -104,6 +104,10 @@ def split_prepared(src: Path, members: list[dict[str, Any]], tmp: Path) -> None:
                 stars = out.create_group("stars")
                 for bid in mine:
                     f.copy(f["stars"][bid], stars, name=bid)
+                if "n_seismic_candidates" in f.attrs:  # a chunk-wide count: recount for mine
+                    out.attrs["n_seismic_candidates"] = sum(
+                        int(g.attrs.get("seismic_candidate", 0)) for g in stars.values()
+                        if g.attrs.get("status") == "ok")
 
 
 def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
