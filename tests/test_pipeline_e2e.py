@@ -175,6 +175,7 @@ def test_products_and_report(toil_out: Path) -> None:
                 continue
             # Its light curve links into its chunk's prepared file, delivered beside it.
             assert (toil_out / f.attrs["lightcurve_file"]).is_file()
+            assert f'href="{f.attrs["lightcurve_file"]}"' in report  # the report links it
             assert {"ingest", "msap1_preparation", "msap4_rotation",
                     "msap5_stellar_parameters", "transit_search", "star_products"} <= {
                 f["provenance"][s].attrs["module"] for s in f["provenance"]}

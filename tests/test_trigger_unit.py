@@ -150,6 +150,8 @@ def test_split_restores_ids_and_products(tmp_path: Path) -> None:
     assert list(t1["star_id"]) == ["a"] and list(t2["star_id"]) == ["a", "b"]
     assert [("" if e is np.ma.masked else str(e)) for e in t2["error"]] == ["", "b: bad"]
     assert (tmp_path / "out" / "o2" / "b.png").read_text() == "m1-b"
+    report2 = (tmp_path / "out" / "o2" / "report.html").read_text()
+    assert 'href="chunk-0000.prepared.h5"' in report2 and 'href="chunk-0001.prepared.h5"' in report2
     assert (tmp_path / "out" / "o1" / "a.product.h5").read_text() == "m0-a"
     assert "Observation o2" in (tmp_path / "out" / "o2" / "report.html").read_text()
     # idempotent: a second call after everything was published changes nothing

@@ -14,7 +14,7 @@ $namespaces:
 
 hints:
   DockerRequirement:
-    dockerPull: localhost/stellarflow/catalogue:1.1.0
+    dockerPull: localhost/stellarflow/catalogue:1.2.0
   ResourceRequirement:
     coresMin: 1
     ramMin: 1024
@@ -64,7 +64,7 @@ outputs:
     doc: "catalogue.profile.json: what the step used (CPU, memory, I/O, wall) and its files, measured in its container (stellarflow_contracts.profile; timings, so never compared by the tests)"
     outputBinding: {glob: "catalogue.profile.json"}
 
-s:softwareVersion: 1.1.0
+s:softwareVersion: 1.2.0
 s:license: https://spdx.org/licenses/Apache-2.0
 s:author:
   - s:name: stellarflow developers

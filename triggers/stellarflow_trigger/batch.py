@@ -110,6 +110,17 @@ def split_prepared(src: Path, members: list[dict[str, Any]], tmp: Path) -> None:
                         if g.attrs.get("status") == "ok")
 
 
+def _prepared_files(final: Path) -> dict[str, str]:
+    """Batch star id -> the name of the prepared chunk file holding it (the report's LC link)."""
+    import h5py
+
+    names: dict[str, str] = {}
+    for path in sorted(final.glob(f"*{PREPARED_SUFFIX}")):
+        with h5py.File(path, "r") as f:
+            names.update({str(bid): path.name for bid in f.get("stars", {})})
+    return names
+
+
 def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
     """Write per-observation folders split_dir/<observation_id>/ from a merged run's outputs."""
     import numpy as np
@@ -127,6 +138,7 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
         (tmp / m["observation_id"]).mkdir(parents=True)
     catalogue = final / "catalogue.ecsv"
     if catalogue.exists():
+        lc_file = _prepared_files(final)
         table = read_catalogue(catalogue)
         col = [str(s) for s in table["star_id"]]
         for m in members:
@@ -144,7 +156,9 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
             sub.meta["merged_run"] = batch["observation_id"]
             folder = tmp / m["observation_id"]
             sub.write(folder / "catalogue.ecsv", format="ascii.ecsv")
-            write_report(folder / "report.html", sub, m["observation_id"])
+            write_report(folder / "report.html", sub, m["observation_id"],
+                         lightcurve_file={orig: lc_file[bid] for bid, orig in m["star_ids"].items()
+                                          if bid in lc_file})
     for entry in sorted(final.iterdir()):
         if entry.name in ("catalogue.ecsv", "report.html", METADATA, PROV_DIR):
             continue  # the crate: one per observation, below

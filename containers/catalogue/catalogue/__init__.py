@@ -4,7 +4,9 @@ A row whose status is neither ok nor failed becomes a failed row naming the prob
 rows are kept as they are. Stages that a contract-conformant fake stood in for (the rows'
 ``fake_stages`` metadata) are listed in the catalogue's metadata and at the top of the report.
 Stars that star_products left without a figure (``--figures``; the rows' ``no_figure``
-metadata) get no PNG link in the report.
+metadata) get no PNG link in the report. Each star also links its chunk's light-curve file
+(``<chunk_id>.prepared.h5``, from the rows' ``chunk_id`` metadata), which the SAS workflow
+delivers beside the products and into which a product's light curve links.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from stellarflow_contracts.chunk import module_main, provenance
 from stellarflow_contracts.errors import InputError
 
 MODULE = "catalogue"
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 NO_FIGURE_META = "no_figure"  # rows metadata written by star_products: stars without a PNG
 STATUSES = ("ok", "failed")
+PREPARED_SUFFIX = ".prepared.h5"  # MSAP1's chunk file: the products' light curves link into it
 
 
 def _fmt(value: object, digits: int = 4) -> str:
@@ -40,8 +43,11 @@ def _fmt(value: object, digits: int = 4) -> str:
 
 
 def write_report(path: Path, table: Table, observation_id: str,
-                 fake_stages: list[str] | None = None, no_figure: set[str] | None = None) -> None:
+                 fake_stages: list[str] | None = None, no_figure: set[str] | None = None,
+                 lightcurve_file: dict[str, str] | None = None) -> None:
+    """``lightcurve_file``: star id -> the file holding its prepared light curve (LC link)."""
     no_figure = no_figure or set()
+    lightcurve_file = lightcurve_file or {}
     n_ok = int(sum(1 for s in table["status"] if s == "ok"))
     n_failed = len(table) - n_ok
     cpu = float(sum(v for v in table["cpu_s"] if not math.isnan(v)))
@@ -57,6 +63,9 @@ def write_report(path: Path, table: Table, observation_id: str,
         cells = "".join(f"<td>{_fmt(row[c])}</td>" for c in cols)
         png = "" if str(row["star_id"]) in no_figure else f'<a href="{sid}.png">PNG</a> '
         links = f'{png}<a href="{sid}.product.h5">HDF5</a>'
+        lc = lightcurve_file.get(str(row["star_id"]))
+        if lc:
+            links += f' <a href="{html.escape(lc)}">LC</a>'
         title = f' title="{html.escape(str(row["error"]))}"' if row["error"] else ""
         body.append(f'<tr class="{cls}"{title}><td>{sid}</td><td>{row["status"]}</td>{cells}'
                     f"<td>{links}</td></tr>")
@@ -64,6 +73,8 @@ def write_report(path: Path, table: Table, observation_id: str,
         f"<li><b>{html.escape(str(r['star_id']))}</b>: {html.escape(str(r['error']))}</li>"
         for r in table if r["status"] != "ok") or "<li>none</li>"
     created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    lc_note = ("<p>A product's light curve may be a link into its chunk's light-curve file (LC): "
+               "keep the two in one folder.</p>" if lightcurve_file else "")
     fakes = (f'<p class="fake">Stages run by contract-conformant fakes (their results are NaN): '
              f'<b>{html.escape(", ".join(fake_stages))}</b>.</p>' if fake_stages else "")
     path.write_text(f"""<!DOCTYPE html>
@@ -75,7 +86,7 @@ td:first-child{{text-align:left}} p.fake{{background:#ffd;padding:4px}}</style><
 <p>{len(table)} stars: <b>{n_ok} ok</b>, <b>{n_failed} failed</b>. Rotation periods: {rotating};
 seismic detections: {seismic}; transit detections: {detected}. Science CPU: {cpu:.1f} s.
 Figures: {len(table) - len(no_figure & set(map(str, table["star_id"])))} of {len(table)} stars.
-Catalogue: <a href="catalogue.ecsv">catalogue.ecsv</a>. Made {created}.</p>
+Catalogue: <a href="catalogue.ecsv">catalogue.ecsv</a>. Made {created}.</p>{lc_note}
 <h2>Failed stars</h2><ul>{failures}</ul>
 <h2>Stars</h2><table><tr>{head}</tr>
 {chr(10).join(body)}
@@ -87,6 +98,7 @@ def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path,
     tables = []
     fakes: set[str] = set()
     no_figure: set[str] = set()
+    lightcurve_file: dict[str, str] = {}
     with enable_units():
         for p in rows:
             try:
@@ -95,6 +107,10 @@ def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path,
                 raise InputError(p, f"unreadable catalogue rows ({exc})") from None
             fakes.update(tables[-1].meta.get(FAKE_STAGES_META) or [])
             no_figure.update(map(str, tables[-1].meta.get(NO_FIGURE_META) or []))
+            chunk_id = tables[-1].meta.get("chunk_id")
+            if chunk_id:
+                lightcurve_file.update({str(sid): f"{chunk_id}{PREPARED_SUFFIX}"
+                                        for sid in tables[-1]["star_id"]})
     if tables:
         table = vstack(tables, metadata_conflicts="silent")
         table.meta.clear()
@@ -109,7 +125,7 @@ def assemble(rows: list[Path], observation_id: str, outdir: Path) -> tuple[Path,
     cat = outdir / "catalogue.ecsv"
     table.write(cat, format="ascii.ecsv", overwrite=True)
     report = outdir / "report.html"
-    write_report(report, table, observation_id, sorted(fakes), no_figure)
+    write_report(report, table, observation_id, sorted(fakes), no_figure, lightcurve_file)
     write_summary(table, outdir)
     return cat, report
 

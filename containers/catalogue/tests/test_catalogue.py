@@ -26,6 +26,8 @@ def test_catalogue_report_and_summary(tmp_path: Path) -> None:
     assert t.meta["observation_id"] == "fx" and t.meta[FAKE_STAGES_META] == []
     report = (tmp_path / "report.html").read_text()
     assert "5 stars" in report and "broken" in report
+    # Each star links its chunk's light-curve file, which its product's light curve links into.
+    assert report.count('href="chunk-0000.prepared.h5"') == 5
     summary = json.loads((tmp_path / "catalogue.summary.json").read_text())
     assert summary["stars"] == {"total": 5, "ok": 3, "failed": 2}
 
