@@ -85,17 +85,18 @@ def _unmap(text: str, star_ids: dict[str, str]) -> str:
 PREPARED_SUFFIX = ".prepared.h5"  # MSAP1's chunk files: the products' light curves link in
 
 
-def split_prepared(src: Path, members: list[dict[str, Any]], tmp: Path) -> None:
+def split_prepared(src: Path, members: list[dict[str, Any]], tmp: Path) -> list[str]:
     """Each member with stars in the chunk file ``src`` gets a copy of it, under the same name
     (its products' external links name it), holding only its own stars (batch ids kept: the
-    links' paths use them)."""
+    links' paths use them). Returns the batch ids of the stars the file holds."""
     import h5py
     import numpy as np
 
     with h5py.File(src, "r") as f:
         order = [str(b) for b in f.attrs["star_ids"]] if "star_ids" in f.attrs else list(f["stars"])
+        held = [bid for bid in order if bid in f["stars"]]
         for m in members:
-            mine = [bid for bid in order if bid in m["star_ids"] and bid in f["stars"]]
+            mine = [bid for bid in held if bid in m["star_ids"]]
             if not mine:
                 continue
             with h5py.File(tmp / m["observation_id"] / src.name, "w") as out:
@@ -108,17 +109,7 @@ def split_prepared(src: Path, members: list[dict[str, Any]], tmp: Path) -> None:
                     out.attrs["n_seismic_candidates"] = sum(
                         int(g.attrs.get("seismic_candidate", 0)) for g in stars.values()
                         if g.attrs.get("status") == "ok")
-
-
-def _prepared_files(final: Path) -> dict[str, str]:
-    """Batch star id -> the name of the prepared chunk file holding it (the report's LC link)."""
-    import h5py
-
-    names: dict[str, str] = {}
-    for path in sorted(final.glob(f"*{PREPARED_SUFFIX}")):
-        with h5py.File(path, "r") as f:
-            names.update({str(bid): path.name for bid in f.get("stars", {})})
-    return names
+    return held
 
 
 def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
@@ -136,9 +127,12 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
         shutil.rmtree(tmp)
     for m in members:
         (tmp / m["observation_id"]).mkdir(parents=True)
+    lc_file: dict[str, str] = {}  # batch star id -> its prepared chunk file (the report's LC link)
+    for path in sorted(final.glob(f"*{PREPARED_SUFFIX}")):
+        if path.is_file():
+            lc_file.update(dict.fromkeys(split_prepared(path, members, tmp), path.name))
     catalogue = final / "catalogue.ecsv"
     if catalogue.exists():
-        lc_file = _prepared_files(final)
         table = read_catalogue(catalogue)
         col = [str(s) for s in table["star_id"]]
         for m in members:
@@ -163,8 +157,7 @@ def split(batch: dict[str, Any], final: Path, split_dir: Path) -> None:
         if entry.name in ("catalogue.ecsv", "report.html", METADATA, PROV_DIR):
             continue  # the crate: one per observation, below
         if entry.name.endswith(PREPARED_SUFFIX) and entry.is_file():
-            split_prepared(entry, members, tmp)
-            continue
+            continue  # split above
         owner = _owner(entry.name, ids)
         if owner is not None:
             k, _, new_name = owner

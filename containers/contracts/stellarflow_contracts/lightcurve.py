@@ -8,6 +8,7 @@ such group per star).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +112,15 @@ def chunk_record_sources(record: dict) -> dict[str, list[str]]:
         sources[str(star["star_id"])] = [str(i["path"]) for i in items
                                          if isinstance(i, dict) and i.get("path")]
     return sources
+
+
+def chunk_file_sources(path: str | os.PathLike[str]) -> dict[str, list[str]]:
+    """``chunk_record_sources`` of a chunk record file (``--chunk-file``); a file that is not
+    one is an ``InputError`` naming it."""
+    try:
+        return chunk_record_sources(json.loads(Path(path).read_text()))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(path, f"not a chunk record ({exc})") from None
 
 
 def read_chunk_star(group: h5py.Group, star_id: str,
@@ -356,8 +366,11 @@ def is_hdf5(path: str | os.PathLike[str]) -> bool:
     """Whether ``read_any`` reads ``path`` as a contract HDF5 light curve (no conversion)."""
     p = Path(path)
     with open(p, "rb") as fh:
-        magic = fh.read(8)
-    return magic == b"\x89HDF\r\n\x1a\n" or p.name.lower().endswith(HDF5_SUFFIXES)
+        return _hdf5_by(fh.read(8), p.name.lower())
+
+
+def _hdf5_by(magic: bytes, name: str) -> bool:
+    return magic == b"\x89HDF\r\n\x1a\n" or name.endswith(HDF5_SUFFIXES)
 
 
 def read_any(path: str | os.PathLike[str]) -> LightCurve:
@@ -370,7 +383,7 @@ def read_any(path: str | os.PathLike[str]) -> LightCurve:
     with open(p, "rb") as fh:
         magic = fh.read(8)
     name = p.name.lower()
-    if is_hdf5(p):
+    if _hdf5_by(magic, name):
         lc = _read_hdf5(p)
     elif magic.startswith(b"SIMPLE") or name.endswith(FITS_SUFFIXES):
         lc = _read_fits(p)

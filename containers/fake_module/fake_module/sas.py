@@ -100,12 +100,7 @@ def fake(module: str, argv: list[str]) -> Path:
     stage = fakeable()[module]
     spec = conform.spec(stage)
     inputs, outdir, chunk_file = parse(module, argv)
-    sources = {}
-    if chunk_file is not None:
-        try:
-            sources = lightcurve.chunk_record_sources(json.loads(chunk_file.read_text()))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise InputError(chunk_file, f"not a chunk record ({exc})") from None
+    sources = lightcurve.chunk_file_sources(chunk_file) if chunk_file is not None else {}
     primary = spec["primary_input"]
     if primary not in inputs:
         raise InputError(None, f"--{primary} is required (the primary input of {module})")

@@ -32,7 +32,6 @@ from stellarflow_contracts.chunk import (
     star_ids,
     write_dataset,
 )
-from stellarflow_contracts.errors import InputError
 
 MODULE = "msap1_preparation"
 __version__ = "1.2.0"
@@ -180,10 +179,7 @@ def read_sources(chunk_file: Path | None, lightcurves: Path) -> dict[str, list[s
     noted as the step's inputs (its profile, for the lineage)."""
     if chunk_file is None:
         return {}
-    try:
-        sources = lightcurve.chunk_record_sources(json.loads(chunk_file.read_text()))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InputError(chunk_file, f"not a chunk record ({exc})") from None
+    sources = lightcurve.chunk_file_sources(chunk_file)
     with open_chunk(lightcurves) as f:
         for sid in star_ids(f):
             if sid in f["stars"] and lightcurve.is_reference(f["stars"][sid]):
