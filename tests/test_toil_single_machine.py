@@ -88,6 +88,56 @@ def test_workers_are_forked_from_one_warm_server(tmp_path):
     assert all(leaf["omp"] == "1" for leaf in leaves)  # the job environment Toil sets
 
 
+# Two chains of three jobs under one core; each job appends its name to a file. A job needs
+# more memory than the one before it, so that Toil's worker never chains it into its predecessor.
+CHAINS = textwrap.dedent("""
+    import os, sys
+    from toil.common import Toil
+    from toil.job import Job
+
+    def step(job, path, chain, i):
+        with open(path, "a") as f:
+            f.write(f"{chain}{i} ")
+        if i < 3:
+            job.addChildJobFn(step, path, chain, i + 1, memory=f"{100 + 50 * i}M", cores=1)
+
+    def root(job, path):
+        for chain in "ab":
+            job.addChildJobFn(step, path, chain, 1, memory="100M", cores=1)
+
+    if __name__ == "__main__":
+        opts = Job.Runner.getDefaultOptions(sys.argv[1])
+        opts.batchSystem = "stellarflow_single_machine"
+        opts.maxCores = 1
+        opts.clean = "always"
+        with Toil(opts) as toil:
+            toil.start(Job.wrapJobFn(root, sys.argv[2], memory="100M", cores=1))
+""")
+
+
+@pytest.mark.parametrize("order", [None, "issued"])
+def test_the_newest_job_starts_first(tmp_path, order):
+    """Newest first (the default): a chain runs through before the other starts, as a chunk
+    does before the chunks not yet started. STELLARFLOW_JOB_ORDER=issued: Toil's order, both
+    chains a step at a time."""
+    script, out = tmp_path / "chains.py", tmp_path / "order.txt"
+    script.write_text(CHAINS)
+    env = plugin_env()
+    env.pop(sm.ORDER_ENV, None)
+    if order:
+        env[sm.ORDER_ENV] = order
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "js"), str(out)], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ran = out.read_text().split()
+    first = ran[0][0]
+    if order is None:
+        other = "b" if first == "a" else "a"
+        assert ran == [f"{c}{i}" for c in (first, other) for i in (1, 2, 3)], ran
+    else:
+        assert sorted(ran[:2]) == ["a1", "b1"] and sorted(ran[2:4]) == ["a2", "b2"], ran
+
+
 def test_a_prewarmed_server_is_the_one_that_forks(tmp_path):
     """PREWARM_ENV: the server starts when the plugin loads, and the batch system takes it."""
     script = tmp_path / "wf.py"

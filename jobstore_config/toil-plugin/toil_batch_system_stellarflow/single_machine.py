@@ -33,6 +33,13 @@
    per level, 0.3-0.4 s at the end of every run and at each chunk's end. After a turn that left
    updates to process, the wait is skipped (``Leader._process_ready_jobs`` says so to this batch
    system).
+6. **Newest job first.** single_machine starts queued jobs in the order they were issued, so a
+   run of more chunks than cores moves all of its chunks one step at a time (breadth first):
+   every chunk's intermediates are in the job store at once until the last steps, and none of
+   them leaves it early. It now starts the most recently issued job first: a job issued because
+   its predecessor just ended (the chunk's next step) goes before the chunks not yet started, so
+   the chunks run through a few at a time and each one's intermediates leave the job store as
+   it ends. The work is the same. ``STELLARFLOW_JOB_ORDER=issued`` keeps Toil's order.
 
 Registered under its own name, ``stellarflow_single_machine`` (Toil's ``single_machine`` is left
 as it is). Written against Toil 9.6.0 (TESTED_TOIL): under any other Toil version the name is
@@ -46,6 +53,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import shlex
 import signal
 import subprocess
@@ -57,6 +65,7 @@ NAME = "stellarflow_single_machine"
 TESTED_TOIL = "9.6.0"  # the Toil whose single_machine, leader and service manager this changes
 POLL_S = 0.1
 FORK_ENV = "STELLARFLOW_FORK_WORKERS"
+ORDER_ENV = "STELLARFLOW_JOB_ORDER"  # "newest" (the default) or "issued" (Toil's order)
 PREWARM_ENV = "STELLARFLOW_FORK_PREWARM"  # set by `stellarflow run` for single_machine sites
 START_TIMEOUT_S = 60.0
 
@@ -247,6 +256,15 @@ def forking_enabled() -> bool:
     return os.environ.get(FORK_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
 
 
+def newest_first() -> bool:
+    """Start the most recently issued job first (see 6. above), unless ORDER_ENV says
+    ``issued``."""
+    order = os.environ.get(ORDER_ENV, "newest").strip().lower()
+    if order not in ("newest", "issued"):
+        log.warning("%s=%r: expected newest or issued; using newest", ORDER_ENV, order)
+    return order != "issued"
+
+
 def shorten_service_manager_turn() -> None:
     """toil.serviceManager's thread loops ``with throttle(1.0)``: make each turn POLL_S."""
     from toil import serviceManager
@@ -359,6 +377,10 @@ def single_machine_class() -> type:
             # Decided once Toil's init has read debugWorker (which runs jobs in the leader
             # itself); no job is issued before __init__ returns.
             self._stellarflow_forking = forking_enabled() and not self.debugWorker
+            if newest_first():
+                # The scheduling thread reads self.inputQueue at every turn; nothing is queued yet.
+                # A job put back for want of resources is tried again first.
+                self.inputQueue = queue.LifoQueue()
 
         def issueBatchJob(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Toil's name)
             job_id = super().issueBatchJob(*args, **kwargs)
