@@ -22,10 +22,13 @@ Model (docs/performance.md, "PLATO sizing"):
   outputs and intermediates are measured per light-curve sample at the longest baseline measured
   (the run whose peak held the most besides its outputs: all of its chunks at once, none ended)
   and scaled to L days: a run of R stars peaks at R x outputs + the stars of the chunks in flight
-  (one per core the run has) x intermediates. The observation is cut into runs of
-  ``--run-stars`` (the trigger service's --max-stars), of which as many run at once as the cores
-  keep busy. The budget it is held against: those runs' outputs + half their inputs (inputs per
-  star from the longest bench-scale run, scaled by samples).
+  x intermediates. On a scheduler that is every chunk of the run: Toil submits each job as it
+  becomes ready and the scheduler starts them in that order, so all chunks move a step at a
+  time and end together (``--in-flight cores``: one chunk per core the run has, as on one
+  machine, where stellarflow_single_machine starts the newest job first). The observation is
+  cut into runs of ``--run-stars`` (the trigger service's --max-stars), of which as many run at
+  once as the cores keep busy. The budget it is held against: those runs' outputs + half their
+  inputs (inputs per star from the longest bench-scale run, scaled by samples).
 
 Every input figure says where it came from (measured file, or ASSUMED); the report is Markdown
 (stdout, and build/bench/sizing.md) plus build/bench/sizing.json.
@@ -186,7 +189,7 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
     # Runs at once to keep every core busy: a run keeps at most one core per chunk.
     concurrent_runs = min(math.ceil(cores / chunks_per_run),
                           math.ceil(args.stars / args.run_stars))
-    if args.keep_intermediates:
+    if args.keep_intermediates or args.in_flight == "all":
         stars_in_flight = args.run_stars
     else:
         stars_in_flight = min(args.run_stars,
@@ -211,6 +214,7 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
                    "steps_per_chunk": args.steps_per_chunk, "per_job_s": args.per_job_s,
                    "node_start_s": args.node_start_s, "cores_per_node": args.cores_per_node,
                    "run_stars": args.run_stars, "keep_intermediates": args.keep_intermediates,
+                   "in_flight": args.in_flight,
                    "run_start_s": run_start_s, "runs": n_runs},
         "sources": src,
         "cpu_per_star_s": cpu, "per_module": per_module, "efficiency": eff,
@@ -255,7 +259,9 @@ def markdown(s: dict[str, Any]) -> str:
         f"| **job-store disk (peak)** | **{s['jobstore_peak_gb']:,.0f} GB** | "
         f"{s['concurrent_runs']} run(s) of {i['run_stars']:,} stars at once: their outputs, "
         f"and the intermediates of {s['stars_in_flight_per_run']:,} stars in flight per run"
-        + (" (--keep-intermediates: all)" if i["keep_intermediates"] else "") + " |",
+        + (" (--keep-intermediates: all)" if i["keep_intermediates"]
+           else " (all of its chunks: the scheduler starts jobs in the order Toil submits them)"
+           if i["in_flight"] == "all" else " (one chunk per core)") + " |",
         f"| job-store budget | {s['jobstore_budget_gb']:,.0f} GB "
         f"({s['jobstore_peak_gb'] / s['jobstore_budget_gb']:.2f}x) | outputs + 0.5 x inputs "
         f"({s['inputs_per_star_mb']:.1f} MB per star, {s['sources']['inputs_per_star']}) |",
@@ -297,6 +303,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--keep-intermediates", action="store_true",
                    help="intermediates stay until the run ends (Toil without "
                         "toil_batch_system_cwl_intermediates)")
+    p.add_argument("--in-flight", choices=("all", "cores"), default="all",
+                   help="chunks of a run whose intermediates are in the job store at once: all "
+                        "(a scheduler; the default) or cores (one per core the run has)")
     p.add_argument("--bench", type=Path, action="append", default=None,
                    help="bench JSON files (default: build/bench/scale.json, "
                         "build/bench/latest.json)")

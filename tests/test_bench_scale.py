@@ -109,7 +109,7 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
     out = tmp_path / "sizing.json"
     assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
                     "--per-job-s", "0", "--node-start-s", "0", "--run-start-s", "0",
-                    "--cores-per-node", "1",
+                    "--cores-per-node", "1", "--in-flight", "cores",
                     "--out", str(out)]) == 0
     s = json.loads(out.read_text())
     # CPU ~ samples^2 through (10 d, 1 s) and (20 d, 4 s): 16 s at 40 d; efficiency of the
@@ -133,6 +133,11 @@ def test_sizing_arithmetic(tmp_path: Path) -> None:
     kept = json.loads(out.read_text())
     assert kept["stars_in_flight_per_run"] == 10_000
     assert kept["jobstore_peak_gb"] == pytest.approx(runs * 10_000 * 4.0 / 1024)
+    # On a scheduler (the default) every chunk of a run is in flight.
+    assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
+                    "--per-job-s", "0", "--node-start-s", "0", "--run-start-s", "0",
+                    "--cores-per-node", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["jobstore_peak_gb"] == kept["jobstore_peak_gb"]
     assert "EXTRAPOLATED" in s["sources"]["cpu_per_star"]
     # Each run's start (10 runs of 10 000 stars) keeps the cores its 200 chunks use waiting.
     assert sz.main(["--bench", str(f), "--days", "40", "--stars", "100000", "--hours", "1",
