@@ -138,6 +138,30 @@ def test_the_newest_job_starts_first(tmp_path, order):
         assert sorted(ran[:2]) == ["a1", "b1"] and sorted(ran[2:4]) == ["a2", "b2"], ran
 
 
+def test_job_order_local_jobs_first_then_the_newest():
+    """Toil's local jobs (a chunk's DeleteIntermediates, the workflow's bookkeeping) go before
+    every step, even steps issued after them; a job put back for want of resources keeps its
+    place."""
+    order = sm.JobOrderQueue()
+
+    def issue(job_id, local=False):
+        order.next_local = local
+        order.put(("cmd", job_id))
+        order.next_local = False
+
+    issue(1)
+    issue(2)
+    issue(3, local=True)  # e.g. chunk 2's DeleteIntermediates
+    issue(4)              # a step issued after it
+    taken = [order.get_nowait()[1] for _ in range(2)]
+    assert taken == [3, 4]
+    order.put(("cmd", 4))  # no room for it yet: the scheduling thread puts it back
+    issue(5, local=True)
+    assert [order.get_nowait()[1] for _ in range(4)] == [5, 4, 2, 1]
+    with pytest.raises(queue.Empty):
+        order.get_nowait()
+
+
 def test_a_prewarmed_server_is_the_one_that_forks(tmp_path):
     """PREWARM_ENV: the server starts when the plugin loads, and the batch system takes it."""
     script = tmp_path / "wf.py"

@@ -36,10 +36,14 @@
 6. **Newest job first.** single_machine starts queued jobs in the order they were issued, so a
    run of more chunks than cores moves all of its chunks one step at a time (breadth first):
    every chunk's intermediates are in the job store at once until the last steps, and none of
-   them leaves it early. It now starts the most recently issued job first: a job issued because
-   its predecessor just ended (the chunk's next step) goes before the chunks not yet started, so
-   the chunks run through a few at a time and each one's intermediates leave the job store as
-   it ends. The work is the same. ``STELLARFLOW_JOB_ORDER=issued`` keeps Toil's order.
+   them leaves it early. It now starts the jobs Toil marks ``local`` first (the workflow's own
+   bookkeeping, meant to run beside the leader: sub-workflow and scatter set-up, gathering
+   outputs, a chunk's DeleteIntermediates; each takes well under a second), then the most
+   recently issued job: a job issued because its predecessor just ended (the chunk's next step)
+   goes before the chunks not yet started, so the chunks run through a few at a time and each
+   one's intermediates leave the job store as it ends. Without the first rule a chunk's
+   DeleteIntermediates, issued when the chunk ends, would wait behind every step issued after
+   it. The work is the same. ``STELLARFLOW_JOB_ORDER=issued`` keeps Toil's order.
 
 Registered under its own name, ``stellarflow_single_machine`` (Toil's ``single_machine`` is left
 as it is). Written against Toil 9.6.0 (TESTED_TOIL): under any other Toil version the name is
@@ -50,6 +54,8 @@ worker starts on another node.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -256,6 +262,38 @@ def forking_enabled() -> bool:
     return os.environ.get(FORK_ENV, "1").strip().lower() not in ("0", "no", "false", "off")
 
 
+class JobOrderQueue:
+    """single_machine's queue of jobs to start (what it uses of queue.Queue: put, get_nowait),
+    in the order of 6. above: Toil's ``local`` jobs first, then the newest issued. An item is
+    Toil's tuple (command, job id, ...); its rank is fixed when it is first put (from
+    issueBatchJob, which sets ``next_local``), so a job put back for want of resources keeps it
+    and is tried again first."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[tuple[int, int], int, Any]] = []
+        self._rank: dict[int, tuple[int, int]] = {}
+        self._issued = itertools.count()
+        self._lock = threading.Lock()
+        self.next_local = False
+
+    def put(self, item: Any) -> None:
+        job_id = item[1]
+        with self._lock:
+            rank = self._rank.setdefault(job_id, (0 if self.next_local else 1,
+                                                  -next(self._issued)))
+            heapq.heappush(self._heap, (rank, job_id, item))
+
+    def get_nowait(self) -> Any:
+        with self._lock:
+            if not self._heap:
+                raise queue.Empty
+            return heapq.heappop(self._heap)[2]
+
+    def qsize(self) -> int:
+        with self._lock:
+            return len(self._heap)
+
+
 def newest_first() -> bool:
     """Start the most recently issued job first (see 6. above), unless ORDER_ENV says
     ``issued``."""
@@ -379,11 +417,18 @@ def single_machine_class() -> type:
             self._stellarflow_forking = forking_enabled() and not self.debugWorker
             if newest_first():
                 # The scheduling thread reads self.inputQueue at every turn; nothing is queued yet.
-                # A job put back for want of resources is tried again first.
-                self.inputQueue = queue.LifoQueue()
+                self.inputQueue = JobOrderQueue()
 
-        def issueBatchJob(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (Toil's name)
-            job_id = super().issueBatchJob(*args, **kwargs)
+        def issueBatchJob(self, command: str, job_desc: Any, *args: Any,  # noqa: N802
+                          **kwargs: Any) -> Any:
+            order = self.inputQueue
+            if isinstance(order, JobOrderQueue):  # Toil's issueBatchJob puts the job in it
+                order.next_local = bool(getattr(job_desc, "local", False))
+            try:
+                job_id = super().issueBatchJob(command, job_desc, *args, **kwargs)
+            finally:
+                if isinstance(order, JobOrderQueue):
+                    order.next_local = False
             self._stellarflow_wake.set()
             return job_id
 
