@@ -41,8 +41,8 @@
    outputs, a chunk's DeleteIntermediates; each takes well under a second), then the most
    recently issued job: a job issued because its predecessor just ended (the chunk's next step)
    goes before the chunks not yet started, so the chunks run through a few at a time and each
-   one's intermediates leave the job store as it ends. Without the first rule a chunk's
-   DeleteIntermediates, issued when the chunk ends, would wait behind every step issued after
+   one's intermediates leave the job store as it ends. The first rule keeps a chunk's
+   DeleteIntermediates, issued when the chunk ends, from waiting behind the steps issued after
    it. The work is the same. ``STELLARFLOW_JOB_ORDER=issued`` keeps Toil's order.
 
 Registered under its own name, ``stellarflow_single_machine`` (Toil's ``single_machine`` is left
