@@ -234,6 +234,9 @@ def size(args: argparse.Namespace, runs: list[dict[str, Any]]) -> dict[str, Any]
 
 def markdown(s: dict[str, Any]) -> str:
     i = s["inputs"]
+    in_flight_why = ("--keep-intermediates: all" if i["keep_intermediates"]
+                     else "all of its chunks: the scheduler starts jobs in the order Toil "
+                     "submits them" if i["in_flight"] == "all" else "one chunk per core")
     lines = [
         f"**{i['stars']:,} stars of {i['days']:g}-day light curves ({i['cadence_s']:g} s) in "
         f"{i['hours']:g} h on Slurm**",
@@ -259,9 +262,7 @@ def markdown(s: dict[str, Any]) -> str:
         f"| **job-store disk (peak)** | **{s['jobstore_peak_gb']:,.0f} GB** | "
         f"{s['concurrent_runs']} run(s) of {i['run_stars']:,} stars at once: their outputs, "
         f"and the intermediates of {s['stars_in_flight_per_run']:,} stars in flight per run"
-        + (" (--keep-intermediates: all)" if i["keep_intermediates"]
-           else " (all of its chunks: the scheduler starts jobs in the order Toil submits them)"
-           if i["in_flight"] == "all" else " (one chunk per core)") + " |",
+        f" ({in_flight_why}) |",
         f"| job-store budget | {s['jobstore_budget_gb']:,.0f} GB "
         f"({s['jobstore_peak_gb'] / s['jobstore_budget_gb']:.2f}x) | outputs + 0.5 x inputs "
         f"({s['inputs_per_star_mb']:.1f} MB per star, {s['sources']['inputs_per_star']}) |",

@@ -289,10 +289,6 @@ class JobOrderQueue:
                 raise queue.Empty
             return heapq.heappop(self._heap)[2]
 
-    def qsize(self) -> int:
-        with self._lock:
-            return len(self._heap)
-
 
 def newest_first() -> bool:
     """Start the most recently issued job first (see 6. above), unless ORDER_ENV says
@@ -415,19 +411,20 @@ def single_machine_class() -> type:
             # Decided once Toil's init has read debugWorker (which runs jobs in the leader
             # itself); no job is issued before __init__ returns.
             self._stellarflow_forking = forking_enabled() and not self.debugWorker
-            if newest_first():
+            self._stellarflow_order = JobOrderQueue() if newest_first() else None
+            if self._stellarflow_order is not None:
                 # The scheduling thread reads self.inputQueue at every turn; nothing is queued yet.
-                self.inputQueue = JobOrderQueue()
+                self.inputQueue = self._stellarflow_order
 
         def issueBatchJob(self, command: str, job_desc: Any, *args: Any,  # noqa: N802
                           **kwargs: Any) -> Any:
-            order = self.inputQueue
-            if isinstance(order, JobOrderQueue):  # Toil's issueBatchJob puts the job in it
+            order = self._stellarflow_order
+            if order is not None:  # Toil's issueBatchJob puts the job in it
                 order.next_local = bool(getattr(job_desc, "local", False))
             try:
                 job_id = super().issueBatchJob(command, job_desc, *args, **kwargs)
             finally:
-                if isinstance(order, JobOrderQueue):
+                if order is not None:
                     order.next_local = False
             self._stellarflow_wake.set()
             return job_id
