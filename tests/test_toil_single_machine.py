@@ -20,7 +20,7 @@ from toil_batch_system_stellarflow import single_machine as sm
 
 from stellarflow import sites
 
-from conftest import VENV_BIN, runner_env
+from conftest import REPO, VENV_BIN, runner_env
 
 # A Toil workflow: every leaf reports its pid, parent and session; MODE picks a failure.
 WORKFLOW = textwrap.dedent("""
@@ -579,6 +579,44 @@ def test_toil_runner_reads_a_json_job_with_json(tmp_path: Path) -> None:
     finally:
         YAML.load_all = parse
         cwltool.main.Loader, cwltool.main.load_job_order = originals
+
+
+def test_toil_runner_imports_the_kubernetes_batch_system_only_for_kubernetes() -> None:
+    """Toil's option parser imports every batch system (the Kubernetes one loads the Kubernetes
+    client, ~1 s before the first job); stellarflow.toil_runner leaves it out when the command
+    line selects another batch system, and the options still parse into the same Config."""
+    from stellarflow import toil_runner
+
+    config = REPO / "jobstore_config"
+    assert toil_runner.selected_batch_system(["--config", str(config / "local.yaml")]) \
+        == "stellarflow_single_machine"
+    assert toil_runner.selected_batch_system(
+        ["--config", str(config / "local.yaml"), "--batchSystem", "slurm"]) == "slurm"
+    assert toil_runner.selected_batch_system(["--config", str(config / "kubernetes.yaml")]) \
+        == "kubernetes"
+    assert toil_runner.selected_batch_system(["w.cwl"]) == "single_machine"  # Toil's default
+    assert toil_runner.selected_batch_system(["--config", "/nonexistent.yaml"]) is None
+    assert toil_runner.selected_batch_system(["--help"]) is None
+    code = textwrap.dedent("""\
+        import json, sys
+        from stellarflow import toil_runner
+        from toil.common import Config
+        from toil.cwl.cwltoil import get_options
+        argv = sys.argv[1:] + ["--jobStore", "/nonexistent/js", "w.cwl", "j.json"]
+        skipped = toil_runner.skip_unselected_costly_batch_systems(argv)
+        config = Config()
+        config.setOptions(get_options(argv))
+        print(json.dumps([skipped, config.batchSystem,
+                          "toil.batchSystems.kubernetes" in sys.modules]))
+        """)
+    seen = {}
+    for name in ("local", "kubernetes"):
+        out = subprocess.run([sys.executable, "-c", code, "--config", str(config / f"{name}.yaml")],
+                             capture_output=True, text=True, env=runner_env(), timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen[name] = json.loads(out.stdout)
+    assert seen["local"] == [["kubernetes"], "stellarflow_single_machine", False]
+    assert seen["kubernetes"] == [[], "kubernetes", True]
 
 
 def test_forked_workers_trust_the_images_stellarflow_run_checked(tmp_path: Path) -> None:

@@ -23,6 +23,14 @@ ruamel.yaml ``CommentedMap`` copies its comment attributes with it. The job is o
 same, without line numbers, which only an error inside the job file would show:
 ``stellarflow run`` writes it, and a YAML job is read as before. It applies only while the
 loader still parses JSON as YAML (``loader_parses_json_as_yaml``).
+
+And Toil's option parser imports every batch system it knows to add its options, the Kubernetes
+one too, whose module imports the Kubernetes client's API classes: ~1 s of the leader's start,
+before the first job, while the other cores wait. When the command line selects another batch
+system (``--batchSystem``, else its ``--config`` file's ``batchSystem``), the Kubernetes batch
+system counts as one whose module cannot be imported, which Toil's parser already skips; its
+options (``--kubernetes...``) are then unknown to that run. ``STELLARFLOW_ALL_BATCH_SYSTEMS=1``
+keeps them all.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ import tempfile
 from typing import Any
 
 JS_LINT_ENV = "STELLARFLOW_JS_LINT"  # "1": lint the CWL's JavaScript at load, as Toil does
+ALL_BATCH_SYSTEMS_ENV = "STELLARFLOW_ALL_BATCH_SYSTEMS"  # "1": every batch system's options
+# Batch systems whose module is costly to import, skipped when the run selects another one.
+COSTLY_BATCH_SYSTEMS = ("kubernetes",)
 
 
 def skip_js_lint() -> None:
@@ -132,12 +143,63 @@ def read_json_jobs_with_json() -> None:
     cwltool.main.load_job_order = load_json_job_order
 
 
+def selected_batch_system(argv: list[str]) -> str | None:
+    """The batch system a toil-cwl-runner command line selects: its ``--batchSystem``, else
+    the ``batchSystem`` of its ``--config`` file, else Toil's default; None when that cannot be
+    told (an unreadable config file, a help request)."""
+    import argparse
+
+    from toil.batchSystems.registry import DEFAULT_BATCH_SYSTEM
+
+    if "-h" in argv or "--help" in argv:
+        return None
+    given = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    given.add_argument("--batchSystem")
+    given.add_argument("--config")
+    known = given.parse_known_args(argv)[0]
+    if known.batchSystem:
+        return str(known.batchSystem)
+    if known.config:
+        from ruamel.yaml import YAML
+
+        try:
+            with open(known.config) as f:
+                settings = YAML(typ="safe").load(f)
+        except Exception:  # Toil reports what is wrong with it
+            return None
+        if not isinstance(settings, dict):
+            return None
+        return str(settings.get("batchSystem") or DEFAULT_BATCH_SYSTEM)
+    return DEFAULT_BATCH_SYSTEM
+
+
+def skip_unselected_costly_batch_systems(argv: list[str]) -> list[str]:
+    """Register the costly batch systems the command line does not select as not importable
+    (Toil's option parser skips those); returns their names."""
+    from toil.batchSystems.registry import add_batch_system_factory
+
+    selected = selected_batch_system(argv)
+    if selected is None:
+        return []
+    skipped = [name for name in COSTLY_BATCH_SYSTEMS if name != selected]
+
+    for name in skipped:
+        def not_selected(name: str = name) -> Any:
+            raise ImportError(f"the {name} batch system is not this run's "
+                              f"(stellarflow.toil_runner; {ALL_BATCH_SYSTEMS_ENV}=1 keeps it)")
+
+        add_batch_system_factory(name, not_selected)
+    return skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     from toil.cwl.cwltoil import main as toil_main
 
     if os.environ.get(JS_LINT_ENV) != "1":
         skip_js_lint()
     read_json_jobs_with_json()
+    if os.environ.get(ALL_BATCH_SYSTEMS_ENV) != "1":
+        skip_unselected_costly_batch_systems(sys.argv[1:] if argv is None else argv)
 
     sys.argv[0] = "toil-cwl-runner"  # what Toil names itself after in its messages
     try:
